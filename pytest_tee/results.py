@@ -1,0 +1,210 @@
+"""Reading saved runs: pytest-benchmark JSON files that carry pytest-tee measurements.
+
+One reader for every consumer (the gate, ``pytest-tee compare``, ``report`` and ``verify``), so that a file is
+judged the same way everywhere and a bad one is named in one clear message. Files are only ever read here.
+The format is described in ``docs/results-format.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_tee.errors import InputError
+
+SCHEMA = 1
+RUN_FILE_PATTERN = re.compile(r"^\d{4}_.*\.json$")  # pytest-benchmark storage: NNNN_<name>.json
+
+
+class RunFileError(InputError):
+    """A saved run that cannot be used; the message names the file and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One benchmark of a saved run: pytest's node id plus what ``tokens_per_second`` recorded."""
+
+    fullname: str
+    name: str
+    params: Mapping[str, Any] | None
+    tee: Mapping[str, Any]  # extra_info["tee"]
+
+    @property
+    def execution_env(self) -> str:
+        return str(self.tee.get("execution_env", "unknown"))
+
+    @property
+    def checkpoint_id(self) -> str:
+        return str(self.tee.get("checkpoint", {}).get("id", "unknown"))
+
+    @property
+    def parameters(self) -> int | None:
+        value = self.tee.get("checkpoint", {}).get("parameters")
+        return int(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def workload(self) -> Mapping[str, Any]:
+        return self.tee.get("workload", {})
+
+    @property
+    def metrics(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.tee.get("metrics", {})
+
+    def samples(self, metric: str) -> list[float]:
+        return [float(value) for value in self.tee.get("samples", {}).get(metric, [])]
+
+    @property
+    def comparison_key(self) -> Mapping[str, Any]:
+        return self.tee.get("comparison_key", {})
+
+
+@dataclass(frozen=True)
+class Run:
+    """A saved session: its environment record and its measurements."""
+
+    label: str
+    path: Path | None
+    environment: Mapping[str, Any]  # machine_info["tee"], the Environment record
+    datetime: str
+    commit: Mapping[str, Any]
+    measurements: tuple[Measurement, ...]
+    document: Mapping[str, Any] = field(repr=False)
+    skipped_benchmarks: tuple[str, ...] = ()  # benchmarks in the file without pytest-tee data
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.environment.get("fingerprint", ""))
+
+    @property
+    def tee(self) -> str:
+        return str(self.environment.get("tee", "unknown"))
+
+    def by_fullname(self) -> dict[str, Measurement]:
+        return {measurement.fullname: measurement for measurement in self.measurements}
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read one saved run; RunFileError naming the file when it is missing, corrupt or not a pytest-tee run."""
+    file = Path(path)
+    if not file.exists():
+        raise RunFileError(f"{file}: no such file")
+    if file.is_dir():
+        raise RunFileError(f"{file}: is a directory, expected a saved run (.json)")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{file}: cannot be read ({exc})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        state = "truncated" if exc.pos >= len(text.rstrip()) else "corrupt"
+        raise RunFileError(
+            f"{file}: is not valid JSON ({state}: {exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            "the file was left as it is"
+        ) from None
+    return run_from_document(document, path=file)
+
+
+def run_from_document(document: Any, *, path: Path | None = None, label: str | None = None) -> Run:
+    """A Run from an already parsed document (a saved file, or the session's own results in memory)."""
+    where = str(path) if path is not None else (label or "results")
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
+        raise RunFileError(f"{where}: not a pytest-benchmark run (no 'benchmarks' list)")
+    machine_info = document.get("machine_info")
+    if not isinstance(machine_info, dict):
+        raise RunFileError(f"{where}: not a pytest-benchmark run (no 'machine_info')")
+    measurements: list[Measurement] = []
+    skipped: list[str] = []
+    for index, bench in enumerate(document["benchmarks"]):
+        if not isinstance(bench, dict) or "fullname" not in bench:
+            raise RunFileError(f"{where}: benchmark #{index} is not a pytest-benchmark entry (no 'fullname')")
+        tee = (bench.get("extra_info") or {}).get("tee")
+        if not isinstance(tee, dict):
+            skipped.append(str(bench["fullname"]))
+            continue
+        _check_measurement(where, bench["fullname"], tee)
+        measurements.append(
+            Measurement(
+                fullname=str(bench["fullname"]),
+                name=str(bench.get("name", bench["fullname"])),
+                params=bench.get("params"),
+                tee=tee,
+            )
+        )
+    environment = machine_info.get("tee")
+    if not measurements:
+        raise RunFileError(
+            f"{where}: has no pytest-tee measurements (benchmarks without extra_info['tee']); "
+            "record runs with the tokens_per_second fixture"
+        )
+    if not isinstance(environment, dict):
+        raise RunFileError(f"{where}: has pytest-tee measurements but no machine_info['tee'] environment record")
+    return Run(
+        label=label or (path.stem if path is not None else "results"),
+        path=path,
+        environment=environment,
+        datetime=str(document.get("datetime", "")),
+        commit=document.get("commit_info") or {},
+        measurements=tuple(measurements),
+        document=document,
+        skipped_benchmarks=tuple(skipped),
+    )
+
+
+def _check_measurement(where: str, fullname: str, tee: Mapping[str, Any]) -> None:
+    schema = tee.get("schema")
+    if schema != SCHEMA:
+        raise RunFileError(f"{where}: {fullname}: pytest-tee schema {schema!r}, this version reads schema {SCHEMA}")
+    for key in ("metrics", "samples", "execution_env", "checkpoint", "workload"):
+        if key not in tee:
+            raise RunFileError(f"{where}: {fullname}: pytest-tee data lacks {key!r}")
+
+
+def run_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand folders (pytest-benchmark storage, searched recursively) into run files, oldest first."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(
+                (p for p in path.rglob("*.json") if p.is_file()),
+                key=lambda p: (p.parent.as_posix(), p.name),
+            )
+            if not files:
+                raise RunFileError(f"{path}: folder holds no .json run files")
+            found.extend(files)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise RunFileError(f"{path}: no such file or folder")
+    return found
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]], *, skip_foreign: bool = False) -> list[Run]:
+    """Every run under ``paths``; with ``skip_foreign``, files that are not pytest-tee runs are passed over.
+
+    Passing over is only for folders, which may hold other pytest-benchmark runs; a file named explicitly
+    that cannot be used is always an error.
+    """
+    runs: list[Run] = []
+    explicit = {Path(p) for p in paths if not Path(p).is_dir()}
+    for file in run_files(paths):
+        try:
+            runs.append(load_run(file))
+        except RunFileError:
+            if not skip_foreign or file in explicit:
+                raise
+    return runs
+
+
+def storage_run_files(storage: Path) -> list[Path]:
+    """pytest-benchmark storage files (``<machine_id>/NNNN_*.json``), ordered by run number then folder."""
+    if not storage.is_dir():
+        return []
+    files = [p for p in storage.glob("*/*.json") if RUN_FILE_PATTERN.match(p.name)]
+    return sorted(files, key=lambda p: (p.name[:4], p.parent.name, p.name))
