@@ -1,0 +1,268 @@
+"""The object behind the ``tokens_per_second`` fixture: rounds through ``benchmark.pedantic``, metrics in extra_info."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from pytest_tee.measure.metrics import RoundError
+from pytest_tee.measure.result import SCHEMA, ThroughputResult
+from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
+from pytest_tee.measure.timing import RoundRunner, Workload
+
+
+class FixtureAlreadyUsed(Exception):
+    """tokens_per_second measures one workload per test, like pytest-benchmark's ``benchmark``."""
+
+
+@dataclass
+class MeasureContext:
+    """What the fixture needs from the session; built by the plugin, small enough to fake in tests."""
+
+    plan: RoundPlan
+    default_workload: Workload
+    execution_env: Any  # ExecutionEnv
+    environment_fingerprint: str
+    host_snapshot: Mapping[str, Any]
+    default_model: Callable[[], Any]  # -> LoadedModel, loaded only when the test passes no model
+    make_prompt: Callable[..., Any]  # -> Prompt (input_ids, attention_mask, sha256, token_count, source)
+    benchmark: Any | None = None  # pytest-benchmark's fixture, when that plugin is active
+    threads: int | None = None
+    gate_check: Callable[[str], GateCheck | None] | None = None  # fullname -> check, when a baseline is loaded
+    progress: Callable[[str], None] | None = None
+    on_result: Callable[[dict[str, Any], ThroughputResult], None] | None = None
+    fullname: str = ""
+
+
+class TokensPerSecond:
+    def __init__(self, context: MeasureContext) -> None:
+        self._context = context
+        self._used = False
+        self.result: ThroughputResult | None = None
+
+    def __call__(
+        self,
+        prompt_tokens: int | None = None,
+        new_tokens: int | None = None,
+        batch: int | None = None,
+        prompt: str | None = None,
+        model: Any = None,
+    ) -> ThroughputResult:
+        if self._used:
+            raise FixtureAlreadyUsed(
+                "tokens_per_second can be called once per test (one workload, one stored result); "
+                "parametrize the test to measure several workloads"
+            )
+        self._used = True
+        context = self._context
+        loaded = model if model is not None else context.default_model()
+        requested = Workload(
+            prompt_tokens=_positive("prompt_tokens", prompt_tokens, context.default_workload.prompt_tokens),
+            new_tokens=_positive("new_tokens", new_tokens, context.default_workload.new_tokens),
+            batch=_positive("batch", batch, context.default_workload.batch),
+        )
+        threads = _apply_threads(context.threads)
+        prompt_ids = context.make_prompt(loaded, requested, prompt)
+        workload = Workload(prompt_ids.token_count, requested.new_tokens, requested.batch)
+        device = getattr(loaded, "device", None) or context.execution_env.torch_device
+        runner = RoundRunner(
+            _model_of(loaded),
+            prompt_ids.input_ids.to(_input_device(loaded, device)),
+            prompt_ids.attention_mask.to(_input_device(loaded, device)),
+            workload,
+            device,
+        )
+        log = RoundLog(workload, context.plan)
+        gate_check = context.gate_check(context.fullname) if context.gate_check else None
+        self._run(runner, log, gate_check)
+        record = self._record(loaded, workload, prompt_ids, log, threads)
+        result = ThroughputResult(
+            metrics=log.summaries(),
+            rounds=len(log.measured_rounds),
+            warmup=len(log.warmup_rounds),
+            workload=record["workload"],
+            samples={name: log.samples(name) for name in record["samples"]},
+            warmup_samples=record["warmup_samples"],
+            stop_reason=log.stop_reason or "",
+            execution_env=context.execution_env.name,
+            record=record,
+        )
+        if context.on_result is not None:
+            context.on_result(record, result)
+        if context.benchmark is not None and not getattr(context.benchmark, "disabled", False):
+            context.benchmark.extra_info["tee"] = record
+        self.result = result
+        return result
+
+    # ---------------------------------------------------------------------------------------------------------
+    def _run(self, runner: RoundRunner, log: RoundLog, gate_check: GateCheck | None) -> None:
+        context = self._context
+        plan = log.plan
+        state: dict[str, Any] = {"stopped": False, "started": None}
+
+        def setup() -> None:
+            if not state["stopped"]:
+                if state["started"] is None and not log.in_warmup:
+                    state["started"] = time.monotonic()
+                runner.prepare()
+
+        def target() -> None:
+            if not state["stopped"]:
+                runner.timed()
+
+        def teardown() -> None:
+            if state["stopped"]:
+                return
+            was_warmup = log.in_warmup
+            values = log.add(runner.take())
+            self._report_progress(log, values, was_warmup)
+            if not was_warmup:
+                elapsed = time.monotonic() - state["started"]
+                reason = log.decide_stop(elapsed, gate_check)
+                if reason is not None:
+                    log.stop_reason = reason
+                    state["stopped"] = True
+
+        bench = context.benchmark
+        if bench is not None and not getattr(bench, "disabled", False):
+            bench.pedantic(target, setup=setup, teardown=teardown, rounds=plan.cap, warmup_rounds=plan.warmup)
+            # pedantic needs its round count up front; rounds after an adaptive stop were no-ops: drop their times.
+            del bench.stats.stats.data[len(log.measured_rounds) :]
+            return
+        while not state["stopped"]:
+            setup()
+            target()
+            teardown()
+
+    def _report_progress(self, log: RoundLog, values: Mapping[str, float], warmup: bool) -> None:
+        progress = self._context.progress
+        if progress is None:
+            return
+        metric = stopping_metric(log.workload)
+        if warmup:
+            label = f"warmup {len(log.warmup_rounds)}/{log.plan.warmup}"
+        else:
+            total = f"{log.plan.rounds}" if not log.plan.adaptive else f"{log.plan.rounds}..{log.plan.cap}"
+            label = f"round {len(log.measured_rounds)}/{total}"
+        progress(f"{label}: {metric} {values[metric]:.2f} tok/s, ttft {values['ttft_s'] * 1e3:.0f} ms")
+
+    def _record(
+        self, loaded: Any, workload: Workload, prompt: Any, log: RoundLog, threads: dict[str, int]
+    ) -> dict[str, Any]:
+        context = self._context
+        described = _describe_loaded(loaded)
+        metrics = log.summaries()
+        workload_record = {
+            "prompt_tokens": workload.prompt_tokens,
+            "new_tokens": workload.new_tokens,
+            "batch": workload.batch,
+            "prompt_sha256": prompt.sha256,
+            "prompt_source": prompt.source,
+        }
+        record: dict[str, Any] = {
+            "schema": SCHEMA,
+            "execution_env": context.execution_env.name,
+            "device": described.get("device") or context.execution_env.torch_device,
+            "checkpoint": described["checkpoint"],
+            "weights": described.get("weights", "unknown"),
+            "weights_source": described.get("weights_source", ""),
+            "dtype": described.get("dtype", "unknown"),
+            "dtype_reason": described.get("dtype_reason", ""),
+            "placement": described.get("placement", {}),
+            "workload": workload_record,
+            **threads,
+            "rounds": len(log.measured_rounds),
+            "warmup": len(log.warmup_rounds),
+            "stop_reason": log.stop_reason or "",
+            "metrics": {name: summary.to_dict() for name, summary in metrics.items()},
+            "samples": {name: log.samples(name) for name in metrics},
+            "warmup_samples": {name: values for name in metrics if (values := log.samples(name, warmup=True))},
+            "host": dict(context.host_snapshot),
+            "environment_fingerprint": context.environment_fingerprint,
+            "versions": _library_versions(),
+        }
+        record["comparison_key"] = {
+            "execution_env": record["execution_env"],
+            "checkpoint": record["checkpoint"].get("id"),
+            "weights": record["weights"],
+            "dtype": record["dtype"],
+            "threads": record["threads"],
+            "workload": {key: workload_record[key] for key in ("prompt_tokens", "new_tokens", "batch", "prompt_sha256")},
+        }
+        return record
+
+
+def _positive(name: str, value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"tokens_per_second({name}={value!r}): expected a whole number of at least 1")
+    return value
+
+
+def _apply_threads(requested: int | None) -> dict[str, int]:
+    import torch
+
+    if requested is not None and torch.get_num_threads() != requested:
+        torch.set_num_threads(requested)
+    return {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads()}
+
+
+def _model_of(loaded: Any) -> Any:
+    return getattr(loaded, "model", loaded)
+
+
+def _input_device(loaded: Any, device: str) -> Any:
+    # With accelerate placement the inputs go where the embeddings are.
+    model = _model_of(loaded)
+    try:
+        return model.get_input_embeddings().weight.device
+    except (AttributeError, NotImplementedError):
+        return device
+
+
+def _describe_loaded(loaded: Any) -> dict[str, Any]:
+    describe = getattr(loaded, "describe", None)
+    if callable(describe) and hasattr(loaded, "checkpoint"):
+        return dict(describe())
+    return _describe_plain_model(loaded)
+
+
+def _describe_plain_model(model: Any) -> dict[str, Any]:
+    """A model the test built itself: identify it by its config and weights, never by anything it generated."""
+    config = getattr(model, "config", None)
+    name = getattr(config, "_name_or_path", "") or type(model).__name__
+    try:
+        parameters = sum(p.numel() for p in model.parameters())
+        first = next(model.parameters())
+        dtype, device = str(first.dtype).removeprefix("torch."), str(first.device)
+    except (AttributeError, StopIteration, TypeError):
+        parameters, dtype, device = None, "unknown", None
+    return {
+        "checkpoint": {
+            "id": f"custom:{name}",
+            "repo_id": name,
+            "architecture": type(model).__name__,
+            "parameters": parameters,
+        },
+        "weights": "custom",
+        "weights_source": "passed to tokens_per_second(model=...)",
+        "dtype": dtype,
+        "device": device,
+    }
+
+
+def _library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in ("torch", "transformers", "accelerate", "pytest-benchmark", "pytest-tee"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+__all__ = ["FixtureAlreadyUsed", "MeasureContext", "RoundError", "TokensPerSecond"]

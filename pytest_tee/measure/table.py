@@ -1,0 +1,65 @@
+"""The end-of-session terminal table: medians per checkpoint × environment × workload shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+COLUMNS = (
+    ("checkpoint", "<"),
+    ("env", "<"),
+    ("weights", "<"),
+    ("dtype", "<"),
+    ("shape", "<"),
+    ("decode tok/s", ">"),
+    ("prefill tok/s", ">"),
+    ("e2e tok/s", ">"),
+    ("TTFT ms", ">"),
+    ("rounds", ">"),
+)
+
+
+def _median(record: dict[str, Any], metric: str, scale: float = 1.0) -> str:
+    summary = record.get("metrics", {}).get(metric)
+    if not summary:
+        return "-"
+    low, high = summary["ci95"]
+    value = summary["median"] * scale
+    spread = (high - low) / 2 * scale
+    return f"{value:.2f} ±{spread:.2f}" if value < 100 else f"{value:.0f} ±{spread:.0f}"
+
+
+def result_row(record: dict[str, Any]) -> tuple[str, ...]:
+    workload = record.get("workload", {})
+    shape = f"{workload.get('prompt_tokens')}+{workload.get('new_tokens')}x{workload.get('batch')}"
+    return (
+        str(record.get("checkpoint", {}).get("id", "?")),
+        str(record.get("execution_env", "?")),
+        str(record.get("weights", "?")),
+        str(record.get("dtype", "?")),
+        shape,
+        _median(record, "decode_tps"),
+        _median(record, "prefill_tps"),
+        _median(record, "e2e_tps"),
+        _median(record, "ttft_s", 1e3),
+        str(record.get("rounds", "?")),
+    )
+
+
+def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [tuple(row) for row in rows]
+    widths = [max(len(name), *(len(row[i]) for row in rows)) if rows else len(name) for i, (name, _) in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if align == "<" else cell.rjust(width)
+            for cell, width, (_, align) in zip(cells, widths, header, strict=True)
+        ).rstrip()
+
+    return [line([name for name, _ in header]), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
+
+
+def session_table(results: Iterable[Any]) -> list[str]:
+    """Rows sorted by checkpoint then environment; values are medians ± half the 95 % CI of the median."""
+    rows = sorted((result_row(result.record) for result in results), key=lambda row: (row[0], row[1], row[4]))
+    return [*format_table(COLUMNS, rows), "(median ± half the 95% CI of the median over the measured rounds)"]
