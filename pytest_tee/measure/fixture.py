@@ -190,7 +190,9 @@ class TokensPerSecond:
             "weights": record["weights"],
             "dtype": record["dtype"],
             "threads": record["threads"],
-            "workload": {key: workload_record[key] for key in ("prompt_tokens", "new_tokens", "batch", "prompt_sha256")},
+            "workload": {
+                key: workload_record[key] for key in ("prompt_tokens", "new_tokens", "batch", "prompt_sha256")
+            },
         }
         return record
 

@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -78,6 +76,8 @@ def round_metrics(times: RoundTimes, *, prompt_tokens: int, new_tokens: int, bat
         "e2e_tps": batch * new_tokens / total,
     }
     if new_tokens >= 2:
+        import numpy as np
+
         decode = stamps[-1] - stamps[0]
         if decode <= 0:
             raise RoundError("the decode phase took no measurable time")
@@ -131,6 +131,7 @@ def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, flo
     Distribution-free (binomial), so it holds for the skewed distributions timings have. With fewer than 6
     samples even [min, max] covers less than 95 %; the coverage returned says so.
     """
+    import numpy as np
     from scipy.stats import binom
 
     data = np.sort(np.asarray(samples, dtype=float))
@@ -149,6 +150,8 @@ def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, flo
 
 
 def summarize(name: str, samples: Sequence[float]) -> Summary:
+    import numpy as np
+
     metric = METRICS[name]
     data = np.asarray(samples, dtype=float)
     if data.size == 0:

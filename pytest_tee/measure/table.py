@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,14 +20,20 @@ COLUMNS = (
 )
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """3 significant digits without exponent noise: 0.0123, 4.12, 412, 41200."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
 def _median(record: dict[str, Any], metric: str, scale: float = 1.0) -> str:
     summary = record.get("metrics", {}).get(metric)
     if not summary:
         return "-"
-    low, high = summary["ci95"]
-    value = summary["median"] * scale
-    spread = (high - low) / 2 * scale
-    return f"{value:.2f} ±{spread:.2f}" if value < 100 else f"{value:.0f} ±{spread:.0f}"
+    low, high = (bound * scale for bound in summary["ci95"])
+    return f"{significant(summary['median'] * scale)} ({significant(low)}–{significant(high)})"
 
 
 def result_row(record: dict[str, Any]) -> tuple[str, ...]:
@@ -48,7 +55,9 @@ def result_row(record: dict[str, Any]) -> tuple[str, ...]:
 
 def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [tuple(row) for row in rows]
-    widths = [max(len(name), *(len(row[i]) for row in rows)) if rows else len(name) for i, (name, _) in enumerate(header)]
+    widths = [
+        max(len(name), *(len(row[i]) for row in rows)) if rows else len(name) for i, (name, _) in enumerate(header)
+    ]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
@@ -60,6 +69,6 @@ def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]
 
 
 def session_table(results: Iterable[Any]) -> list[str]:
-    """Rows sorted by checkpoint then environment; values are medians ± half the 95 % CI of the median."""
+    """Rows sorted by checkpoint then environment; values are medians with the 95 % CI of the median."""
     rows = sorted((result_row(result.record) for result in results), key=lambda row: (row[0], row[1], row[4]))
-    return [*format_table(COLUMNS, rows), "(median ± half the 95% CI of the median over the measured rounds)"]
+    return [*format_table(COLUMNS, rows), "median (95% CI of the median) over the measured rounds"]

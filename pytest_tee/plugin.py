@@ -1,0 +1,272 @@
+"""pytest wiring only: options → Settings, environment at start-up, markers, fixtures, skips, hooks, the gate."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from pytest_tee import hookspec, marks
+from pytest_tee.session import TeeSession, load_model_for, prompt_maker
+from pytest_tee.settings import Settings, add_options, resolve
+
+SESSION = pytest.StashKey[TeeSession]()
+SETTINGS = pytest.StashKey[Settings]()
+
+
+def tee_session(config: pytest.Config) -> TeeSession:
+    return config.stash[SESSION]
+
+
+# ----------------------------------------------------------------------------------------------- start-up
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_tee_generate_environment(config: pytest.Config, sysroot: str) -> Any:
+    from pytest_tee.environment import detect
+
+    return detect(sysroot, claim=config.stash[SETTINGS].tee)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in marks.MARKERS:
+        config.addinivalue_line("markers", line)
+    settings = config.stash[SETTINGS] = resolve(config)
+    environment = config.hook.pytest_tee_generate_environment(config=config, sysroot=str(settings.sysroot))
+    config.hook.pytest_tee_update_environment(config=config, environment=environment)
+    environment.claim = settings.tee
+
+    from pytest_tee.environment import execution_envs
+    from pytest_tee.environment.detection import check_claim, unavailable_devices
+
+    problem = check_claim(environment, settings.tee)
+    if problem:
+        raise pytest.UsageError(problem)
+    envs = execution_envs(environment, settings.device)
+    config.stash[SESSION] = TeeSession(
+        settings=settings,
+        environment=environment,
+        execution_envs=envs,
+        unavailable_devices=unavailable_devices(environment, settings.device),
+    )
+    if environment.tee == "tdx":
+        from pytest_tee.attestation.binding import early_posture
+
+        config.stash[SESSION].posture = early_posture(settings.sysroot, cpu_flags=config.stash[SESSION].cpu_flags)
+    if config.pluginmanager.hasplugin("benchmark"):
+        from pytest_tee.benchmark_hooks import BenchmarkHooks
+
+        config.pluginmanager.register(BenchmarkHooks(), "pytest-tee-benchmark-hooks")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from pytest_tee.environment.detection import header_line
+
+    session = tee_session(config)
+    lines = [header_line(session.environment)]
+    lines.extend(f"tee warning: {warning}" for warning in session.environment.warnings)
+    if session.posture:
+        from pytest_tee.attestation.posture import format_note
+
+        lines.extend(f"tee posture: {format_note(note)}" for note in session.posture)
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------- collection
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    session = tee_session(metafunc.config)
+    if "execution_env" in metafunc.fixturenames:
+        _parametrize_execution_env(metafunc, session)
+    if "deepseek_checkpoint" in metafunc.fixturenames:
+        from pytest_tee.checkpoints.catalogue import get
+
+        checkpoints = [get(ident) for ident in session.settings.models]
+        metafunc.parametrize("deepseek_checkpoint", checkpoints, ids=[c.id for c in checkpoints])
+
+
+def _parametrize_execution_env(metafunc: pytest.Metafunc, session: TeeSession) -> None:
+    marker = metafunc.definition.get_closest_marker("tee_env")
+    wanted = marks.validate_tee_env(marker.args) if marker else None
+    envs = marks.select_envs(session.execution_envs, wanted)
+    if envs:
+        metafunc.parametrize("execution_env", envs, ids=[env.name for env in envs])
+        return
+    have = ", ".join(env.name for env in session.execution_envs) or "none"
+    reason = f"no execution environment here matches {', '.join(wanted or ())} (this host offers: {have})"
+    if session.unavailable_devices:
+        reason += "; " + "; ".join(f"{dev}: {why}" for dev, why in session.unavailable_devices.items())
+    metafunc.parametrize("execution_env", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests sharing a checkpoint × environment run together, so only one model is held and each loads once.
+    def model_key(item: pytest.Item) -> tuple[int, str, str]:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        checkpoint = params.get("deepseek_checkpoint")
+        env = params.get("execution_env")
+        if checkpoint is None:
+            return (0, "", "")
+        return (1, checkpoint.id, getattr(env, "name", ""))
+
+    items.sort(key=model_key)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("requires")
+    if marker is None:
+        return
+    if marker.args:
+        raise marks.MarkerError("@pytest.mark.requires takes keyword arguments only, e.g. requires(cuda=True)")
+    session = tee_session(item.config)
+    env = getattr(getattr(item, "callspec", None), "params", {}).get("execution_env")
+    missing = marks.unmet_requirements(marker.kwargs, session.environment, env)
+    if missing:
+        pytest.skip("requires " + "; ".join(missing))
+
+
+# ----------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def tee_environment(pytestconfig: pytest.Config) -> Any:
+    """The detected Environment: TEE kind and evidence, CPU, memory, GPUs, NVIDIA CC mode."""
+    return tee_session(pytestconfig).environment
+
+
+@pytest.fixture
+def execution_env(request: pytest.FixtureRequest) -> Any:
+    """One execution environment per test instance (cpu, cuda, tdx, tdx-cuda, …): parametrized at collection."""
+    raise pytest.UsageError("execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
+
+
+@pytest.fixture
+def deepseek_checkpoint(request: pytest.FixtureRequest) -> Any:
+    """A Checkpoint from the catalogue, one per --tee-models entry: parametrized at collection."""
+    raise pytest.UsageError("deepseek_checkpoint is parametrized by pytest-tee; it cannot be requested indirectly")
+
+
+@pytest.fixture
+def deepseek_model(pytestconfig: pytest.Config, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+    """The LoadedModel for this checkpoint on this execution environment (cached; one model held at a time)."""
+    return load_model_for(tee_session(pytestconfig), pytestconfig, deepseek_checkpoint, execution_env)
+
+
+@pytest.fixture
+def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+    """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
+    from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
+    from pytest_tee.measure.rounds import RoundPlan
+    from pytest_tee.measure.timing import Workload
+
+    config = request.config
+    session = tee_session(config)
+    settings = session.settings
+    _refuse_xdist(config)
+    benchmark = request.getfixturevalue("benchmark") if config.pluginmanager.hasplugin("benchmark") else None
+    context = MeasureContext(
+        plan=RoundPlan(
+            rounds=settings.rounds,
+            warmup=settings.warmup,
+            target_ci_pct=settings.target_ci,
+            max_rounds=settings.max_rounds,
+            max_time_s=settings.max_time,
+        ),
+        default_workload=Workload(settings.prompt_tokens, settings.new_tokens, settings.batch),
+        execution_env=execution_env,
+        environment_fingerprint=session.environment.fingerprint,
+        host_snapshot=session.host_snapshot(),
+        default_model=lambda: request.getfixturevalue("deepseek_model"),
+        make_prompt=prompt_maker(config),
+        benchmark=benchmark,
+        threads=settings.threads,
+        gate_check=None,
+        progress=_progress_writer(config, request.node.nodeid),
+        on_result=_result_recorder(request, session),
+        fullname=request.node.nodeid,
+    )
+    return TokensPerSecond(context)
+
+
+def _refuse_xdist(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") or getattr(config, "workerinput", None) is not None:
+        pytest.fail(
+            "pytest-tee does not measure under pytest-xdist: parallel workers share the same cores and memory "
+            "bandwidth, so every tokens/s number would be wrong. Run benchmarks with -p no:xdist (or -n 0).",
+            pytrace=False,
+        )
+
+
+def _progress_writer(config: pytest.Config, nodeid: str) -> Any:
+    if config.get_verbosity() < 1:
+        return None
+    capture = config.pluginmanager.getplugin("capturemanager")
+    writer = config.get_terminal_writer()
+
+    def write(message: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else _nullcontext():
+            writer.line(f"    [tee] {message}")
+
+    return write
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any:
+    from pytest_tee.session import MeasuredResult
+
+    def record(stored: dict[str, Any], result: Any) -> None:
+        config = request.config
+        config.hook.pytest_tee_update_result(config=config, item=request.node, result=stored)
+        for name, summary in result.metrics.items():
+            request.node.user_properties.append((f"tee_{name}", round(summary.median, 6)))
+        request.node.user_properties.append(("tee_execution_env", stored["execution_env"]))
+        session.results.append(MeasuredResult(request.node.nodeid, stored))
+
+    return record
+
+
+# ----------------------------------------------------------------------------------------------- the end
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if SESSION in session.config.stash:
+        tee_session(session.config).release_models()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from pytest_tee.measure.table import session_table
+
+    state = tee_session(config)
+    if state.results:
+        terminalreporter.write_sep("-", "pytest-tee: tokens/s")
+        for line in session_table(state.results):
+            terminalreporter.write_line(line)
+    if state.settings.attest:
+        from pytest_tee.attestation.binding import describe_attestation
+
+        if state.attestation is None:
+            terminalreporter.write_line(
+                "pytest-tee: --tee-attest collected nothing: no results were saved "
+                "(use --benchmark-autosave, --benchmark-save=NAME or --benchmark-json=PATH)",
+                yellow=True,
+            )
+        else:
+            for line in describe_attestation(state.attestation):
+                terminalreporter.write_line(line)

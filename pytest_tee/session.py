@@ -1,0 +1,149 @@
+"""One pytest session's pytest-tee state (kept in ``config.stash``) and the work done on it between hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from pytest_tee.environment.record import Environment, ExecutionEnv
+from pytest_tee.settings import Settings
+
+
+@dataclass
+class MeasuredResult:
+    """A measurement of this session, as the session table and the gate need it."""
+
+    nodeid: str
+    record: dict[str, Any]
+
+
+@dataclass
+class TeeSession:
+    settings: Settings
+    environment: Environment
+    execution_envs: list[ExecutionEnv]
+    unavailable_devices: dict[str, str]
+    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    results: list[MeasuredResult] = field(default_factory=list)
+    bandwidth: dict[str, Any] | None = None
+    attestation: dict[str, Any] | None = None  # the block bound to this session's saved results
+    posture: list[Any] = field(default_factory=list)  # attestation.posture.PostureNote, for header and summary
+    baseline: Any = None  # a results.Run when --tee-compare found one
+    baseline_note: str | None = None  # why nothing was compared
+    comparison: Any = None  # baseline.compare.Comparison after the session
+    _models: Any = None
+    _attestor: Any = None
+
+    # ---------------------------------------------------------------------------------------------------------
+    @property
+    def models(self) -> Any:
+        if self._models is None:
+            from pytest_tee.checkpoints.loading import ModelCache
+
+            self._models = ModelCache()
+        return self._models
+
+    def attestor(self) -> Any:
+        """One attestation per session, however many documents pytest-benchmark writes."""
+        if self._attestor is None:
+            from pytest_tee.attestation.binding import SessionAttestor
+
+            self._attestor = SessionAttestor(sysroot=str(self.settings.sysroot), cpu_flags=self.cpu_flags)
+        return self._attestor
+
+    @property
+    def cpu_flags(self) -> list[str]:
+        return list(self.environment.host.get("cpu", {}).get("flags", ()))
+
+    def release_models(self) -> None:
+        if self._models is not None:
+            self._models.clear()
+
+    def host_snapshot(self) -> dict[str, Any]:
+        """The host facts stored with every result, so one result read alone says where it was measured."""
+        host = self.environment.host
+        return {
+            "cpu_quota": host.get("cgroup", {}).get("cpu_quota"),
+            "numa_nodes": host.get("numa", {}).get("nodes"),
+            "clocksource": host.get("clocksource"),
+            "unaccepted_bytes": host.get("memory", {}).get("unaccepted_bytes"),
+            "logical_cpus": host.get("cpu", {}).get("logical_cpus"),
+            "cpu_model": host.get("cpu", {}).get("brand"),
+            "tee": self.environment.tee,
+        }
+
+    def results_document(self) -> dict[str, Any]:
+        """This session's results in the saved-run layout, for the gate (nothing is written)."""
+        return {
+            "machine_info": {"tee": self.environment.to_dict()},
+            "commit_info": {},
+            "datetime": self.started,
+            "benchmarks": [
+                {"name": r.nodeid.rsplit("::", 1)[-1], "fullname": r.nodeid, "extra_info": {"tee": r.record}}
+                for r in self.results
+            ],
+        }
+
+
+def load_model_for(
+    session: TeeSession,
+    config: pytest.Config,
+    checkpoint: Any,
+    execution_env: ExecutionEnv,
+) -> Any:
+    """The model for one checkpoint × execution environment, via the hook or the built-in loader; cached."""
+    from pytest_tee.checkpoints.dtype import choose_dtype
+    from pytest_tee.checkpoints.loading import ModelUnavailable, load_model
+
+    settings = session.settings
+    cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
+    dtype, reason = choose_dtype(settings.dtype, execution_env.device, cpu_flags)
+    key = (checkpoint.id, execution_env.name, dtype, settings.weights)
+
+    def build() -> Any:
+        custom = config.hook.pytest_tee_generate_model(
+            config=config, checkpoint=checkpoint, execution_env=execution_env, dtype=dtype, weights=settings.weights
+        )
+        if custom is not None:
+            return custom
+        return load_model(
+            checkpoint,
+            device=execution_env.torch_device,
+            dtype=dtype,
+            weights_mode=settings.weights,
+            model_paths=settings.model_paths,
+            workload=(settings.prompt_tokens, settings.new_tokens, settings.batch),
+            dtype_reason=reason,
+        )
+
+    try:
+        return session.models.get(key, build)
+    except ModelUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
+    """make_prompt(loaded, workload, text) with the prompt texts a conftest may provide."""
+    from pytest_tee.checkpoints.prompts import make_prompt
+
+    def make(loaded: Any, workload: Any, text: str | None) -> Any:
+        checkpoint = getattr(loaded, "checkpoint", None)
+        tokenizer = getattr(loaded, "tokenizer", None)
+        texts = None
+        if checkpoint is not None and tokenizer is not None and text is None:
+            texts = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
+        model = getattr(loaded, "model", loaded)
+        return make_prompt(
+            vocab_size=int(model.config.vocab_size),
+            prompt_tokens=workload.prompt_tokens,
+            batch=workload.batch,
+            tokenizer=tokenizer,
+            texts=texts,
+            prompt=text,
+        )
+
+    return make
