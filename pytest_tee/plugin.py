@@ -13,6 +13,7 @@ from pytest_tee.settings import Settings, add_options, resolve
 
 SESSION = pytest.StashKey[TeeSession]()
 SETTINGS = pytest.StashKey[Settings]()
+MARKER_ERROR = pytest.StashKey[str]()
 
 
 def tee_session(config: pytest.Config) -> TeeSession:
@@ -97,19 +98,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _parametrize_execution_env(metafunc: pytest.Metafunc, session: TeeSession) -> None:
     marker = metafunc.definition.get_closest_marker("tee_env")
-    wanted = marks.validate_tee_env(marker.args) if marker else None
+    try:
+        wanted = marks.validate_tee_env(marker.args) if marker else None
+    except marks.MarkerError as exc:
+        pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
     envs = marks.select_envs(session.execution_envs, wanted)
     if envs:
         metafunc.parametrize("execution_env", envs, ids=[env.name for env in envs])
         return
     have = ", ".join(env.name for env in session.execution_envs) or "none"
     reason = f"no execution environment here matches {', '.join(wanted or ())} (this host offers: {have})"
-    if session.unavailable_devices:
-        reason += "; " + "; ".join(f"{dev}: {why}" for dev, why in session.unavailable_devices.items())
+    wanted_devices = {"cuda" if name.endswith("cuda") else "cpu" for name in wanted or ()} or {"cpu", "cuda"}
+    reason += "".join(f"; {dev}: {why}" for dev, why in session.unavailable_devices.items() if dev in wanted_devices)
     metafunc.parametrize("execution_env", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    session = tee_session(config)
+    for item in items:
+        _apply_requires(item, session)
+
     # Tests sharing a checkpoint × environment run together, so only one model is held and each loads once.
     def model_key(item: pytest.Item) -> tuple[int, str, str]:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -122,17 +130,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=model_key)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def _apply_requires(item: pytest.Item, session: TeeSession) -> None:
+    """Decided at collection so that the skip is reported at the test, with what is missing."""
     marker = item.get_closest_marker("requires")
     if marker is None:
         return
-    if marker.args:
-        raise marks.MarkerError("@pytest.mark.requires takes keyword arguments only, e.g. requires(cuda=True)")
-    session = tee_session(item.config)
     env = getattr(getattr(item, "callspec", None), "params", {}).get("execution_env")
-    missing = marks.unmet_requirements(marker.kwargs, session.environment, env)
+    try:
+        if marker.args:
+            raise marks.MarkerError("@pytest.mark.requires takes keyword arguments only, e.g. requires(cuda=True)")
+        missing = marks.unmet_requirements(marker.kwargs, session.environment, env)
+    except marks.MarkerError as exc:
+        item.stash[MARKER_ERROR] = str(exc)
+        return
     if missing:
-        pytest.skip("requires " + "; ".join(missing))
+        item.add_marker(pytest.mark.skip(reason="requires " + "; ".join(missing)))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    error = item.stash.get(MARKER_ERROR, None)
+    if error:
+        pytest.fail(error, pytrace=False)
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
