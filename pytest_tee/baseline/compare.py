@@ -1,0 +1,277 @@
+"""Comparing two runs: match benchmarks, check that they measured the same thing, and judge each gated metric.
+
+Used the same way by the plugin at session end, by ``pytest-tee compare`` and by ``pytest-tee ab``, so the three
+give the same verdicts for the same samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pytest_tee.baseline.gate import DEFAULT_ALPHA, OUTCOMES, Verdict, apply_family_correction, decide
+from pytest_tee.errors import InputError
+from pytest_tee.results import Measurement, Run
+
+# Called with keywords exactly like the pytest_tee_generate_verdict hook, minus ``config``.
+DecideHook = Callable[..., "Verdict | None"]
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str  # dotted path, e.g. "libraries.torch" or "workload.new_tokens"
+    base: Any
+    head: Any
+
+    def describe(self) -> str:
+        return f"{self.field}: {_show(self.base)} → {_show(self.head)}"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Something that makes base and head not comparable: the environments, or one benchmark's setup."""
+
+    scope: str  # "environment", or the benchmark's fullname
+    differences: tuple[Difference, ...]
+
+    def describe(self) -> str:
+        what = "environment fingerprint" if self.scope == "environment" else f"{self.scope}: comparison key"
+        return f"{what} differs: " + "; ".join(difference.describe() for difference in self.differences)
+
+
+class ComparisonRefused(InputError):
+    """Base and head are not comparable (different environment or benchmark setup) and that was not allowed."""
+
+    def __init__(self, mismatches: Sequence[Mismatch], *, flag: str = "--tee-allow-env-mismatch") -> None:
+        self.mismatches = tuple(mismatches)
+        lines = "\n".join(f"  {mismatch.describe()}" for mismatch in self.mismatches)
+        super().__init__(
+            f"base and head are not comparable:\n{lines}\n"
+            f"Compare against a baseline recorded in the same environment and setup, or pass {flag} to "
+            "compare anyway (the verdicts then include the effect of these differences)."
+        )
+
+
+@dataclass
+class Comparison:
+    base: Run
+    head: Run
+    verdicts: list[Verdict]
+    mismatches: list[Mismatch] = field(default_factory=list)  # only when allowed; otherwise compare_runs refuses
+    base_only: list[str] = field(default_factory=list)  # benchmarks in base, not in head (not compared)
+    head_only: list[str] = field(default_factory=list)  # benchmarks in head, not in base (new; not compared)
+    not_applicable: list[tuple[str, str]] = field(default_factory=list)  # (benchmark, metric) measured by neither
+    alpha: float = DEFAULT_ALPHA
+    rules: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def unmatched(self) -> list[str]:
+        return [f"{name} (only in base)" for name in self.base_only] + [
+            f"{name} (only in head)" for name in self.head_only
+        ]
+
+    def with_outcome(self, outcome: str) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.outcome == outcome]
+
+    @property
+    def regressed(self) -> list[Verdict]:
+        return self.with_outcome("regressed")
+
+    @property
+    def inconclusive(self) -> list[Verdict]:
+        return self.with_outcome("inconclusive")
+
+    @property
+    def improved(self) -> list[Verdict]:
+        return self.with_outcome("improved")
+
+    def counts(self) -> dict[str, int]:
+        return {outcome: len(self.with_outcome(outcome)) for outcome in OUTCOMES}
+
+    def exit_code(self, fail_inconclusive: bool = False) -> int:
+        """1 on a regression (or an inconclusive verdict when ``fail_inconclusive``), else 0."""
+        if self.regressed or (fail_inconclusive and self.inconclusive):
+            return EXIT_REGRESSION
+        return EXIT_OK
+
+
+def compare_runs(
+    base: Run,
+    head: Run,
+    rules: Sequence[tuple[str, float]],
+    *,
+    allow_env_mismatch: bool = False,
+    decide_hook: DecideHook | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+    refuse_flag: str = "--tee-allow-env-mismatch",
+) -> Comparison:
+    """Judge every benchmark in both runs on every ``(metric, threshold_pct)`` rule.
+
+    Raises ComparisonRefused (listing each differing field) when the environment fingerprints or a benchmark's
+    comparison key differ, unless ``allow_env_mismatch``; then the mismatches are kept in the result instead.
+    ``decide_hook(benchmark=, metric=, base=, head=, threshold_pct=, higher_is_better=)`` may return a Verdict
+    that replaces the built-in decision. Built-in verdicts are corrected for multiplicity (Holm, ``alpha``).
+    """
+    from pytest_tee.measure.metrics import METRICS
+
+    base_by_name = base.by_fullname()
+    head_by_name = head.by_fullname()
+    common = [name for name in head_by_name if name in base_by_name]
+    mismatches = environment_mismatches(base, head)
+    mismatches += [
+        Mismatch(name, differences)
+        for name in common
+        if (differences := key_differences(base_by_name[name], head_by_name[name]))
+    ]
+    if mismatches and not allow_env_mismatch:
+        raise ComparisonRefused(mismatches, flag=refuse_flag)
+
+    verdicts: list[Verdict] = []
+    not_applicable: list[tuple[str, str]] = []
+    for name in common:
+        for metric, threshold_pct in rules:
+            base_samples = base_by_name[name].samples(metric)
+            head_samples = head_by_name[name].samples(metric)
+            if not base_samples and not head_samples:
+                not_applicable.append((name, metric))
+                continue
+            higher_is_better = _higher_is_better(metric, head_by_name[name], METRICS)
+            verdicts.append(
+                _judge(
+                    name,
+                    metric,
+                    base_samples,
+                    head_samples,
+                    threshold_pct,
+                    higher_is_better,
+                    decide_hook=decide_hook,
+                    alpha=alpha,
+                    seed=seed,
+                )
+            )
+    return Comparison(
+        base=base,
+        head=head,
+        verdicts=apply_family_correction(verdicts, alpha=alpha),
+        mismatches=mismatches,
+        base_only=[name for name in base_by_name if name not in head_by_name],
+        head_only=[name for name in head_by_name if name not in base_by_name],
+        not_applicable=not_applicable,
+        alpha=alpha,
+        rules=list(rules),
+    )
+
+
+def _judge(
+    name: str,
+    metric: str,
+    base_samples: list[float],
+    head_samples: list[float],
+    threshold_pct: float,
+    higher_is_better: bool,
+    *,
+    decide_hook: DecideHook | None,
+    alpha: float,
+    seed: int,
+) -> Verdict:
+    if decide_hook is not None:
+        replaced = decide_hook(
+            benchmark=name,
+            metric=metric,
+            base=list(base_samples),
+            head=list(head_samples),
+            threshold_pct=threshold_pct,
+            higher_is_better=higher_is_better,
+        )
+        if replaced is not None:
+            return _checked_hook_verdict(
+                replaced, threshold_pct, len(base_samples), len(head_samples), higher_is_better
+            )
+    return decide(
+        name,
+        metric,
+        base_samples,
+        head_samples,
+        threshold_pct,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        seed=seed,
+    )
+
+
+def _higher_is_better(metric: str, measurement: Measurement, known: Mapping[str, Any]) -> bool:
+    if metric in known:
+        return bool(known[metric].higher_is_better)
+    stored = measurement.metrics.get(metric, {}).get("higher_is_better")
+    if isinstance(stored, bool):
+        return stored  # a metric added by a newer pytest-tee or a hook: trust the direction it recorded
+    raise InputError(f"unknown metric {metric!r}: metrics are {', '.join(known)}")
+
+
+def _checked_hook_verdict(verdict: Any, threshold_pct: float, n_base: int, n_head: int, higher: bool) -> Verdict:
+    if not isinstance(verdict, Verdict):
+        raise InputError(f"pytest_tee_generate_verdict returned {type(verdict).__name__}, expected a Verdict or None")
+    if verdict.outcome not in OUTCOMES:
+        raise InputError(
+            f"pytest_tee_generate_verdict returned outcome {verdict.outcome!r} for {verdict.benchmark}; "
+            f"valid outcomes are {', '.join(OUTCOMES)}"
+        )
+    return replace(
+        verdict,
+        threshold_pct=threshold_pct if verdict.threshold_pct is None else verdict.threshold_pct,
+        n_base=n_base if verdict.n_base is None else verdict.n_base,
+        n_head=n_head if verdict.n_head is None else verdict.n_head,
+        higher_is_better=higher if verdict.higher_is_better is None else verdict.higher_is_better,
+        note=verdict.note or "decided by a pytest_tee_generate_verdict hook",
+        p_value=None,  # not part of the built-in family correction
+    )
+
+
+def environment_mismatches(base: Run, head: Run) -> list[Mismatch]:
+    """The environment fingerprint check: empty when the fingerprints match."""
+    if base.fingerprint == head.fingerprint:
+        return []
+    base_fields = base.environment.get("fingerprint_fields")
+    head_fields = head.environment.get("fingerprint_fields")
+    differences: tuple[Difference, ...] = ()
+    if isinstance(base_fields, Mapping) and isinstance(head_fields, Mapping):
+        differences = tuple(_differences(base_fields, head_fields))
+    # Same fields yet another hash (or no fields recorded): a different fingerprint recipe; show the hashes.
+    return [Mismatch("environment", differences or (Difference("fingerprint", base.fingerprint, head.fingerprint),))]
+
+
+def key_differences(base: Measurement, head: Measurement) -> tuple[Difference, ...]:
+    return tuple(_differences(base.comparison_key, head.comparison_key))
+
+
+def _differences(base: Any, head: Any, prefix: str = "") -> Iterator[Difference]:
+    if isinstance(base, Mapping) and isinstance(head, Mapping):
+        for key in sorted(set(base) | set(head), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield from _differences(base.get(key, _ABSENT), head.get(key, _ABSENT), path)
+    elif isinstance(base, list) and isinstance(head, list) and len(base) == len(head):
+        for index, (left, right) in enumerate(zip(base, head, strict=True)):
+            yield from _differences(left, right, f"{prefix}[{index}]")
+    elif base != head:
+        yield Difference(prefix or "value", base, head)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    if isinstance(value, str):
+        return value
+    return repr(value) if not isinstance(value, (list, dict)) else str(value)
