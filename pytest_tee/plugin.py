@@ -63,6 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_tee.attestation.binding import early_posture
 
         config.stash[SESSION].posture = early_posture(settings.sysroot, cpu_flags=config.stash[SESSION].cpu_flags)
+    if settings.gating:
+        from pytest_tee.baseline.session import choose_baseline
+
+        # Now, before pytest-benchmark saves this session's own run (else "latest" would be this very session).
+        config.stash[SESSION].baseline = choose_baseline(
+            settings,
+            storage_uri=str(config.getoption("benchmark_storage", None) or "file://./.benchmarks"),
+            fingerprint=environment.fingerprint,
+        )
     if config.pluginmanager.hasplugin("benchmark"):
         from pytest_tee.benchmark_hooks import BenchmarkHooks
 
@@ -117,6 +126,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session = tee_session(config)
     for item in items:
         _apply_requires(item, session)
+    session.measuring_items = sum("tokens_per_second" in getattr(item, "fixturenames", ()) for item in items)
 
     # Tests sharing a checkpoint × environment run together, so only one model is held and each loads once.
     def model_key(item: pytest.Item) -> tuple[int, str, str]:
@@ -208,12 +218,26 @@ def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, 
         make_prompt=prompt_maker(config),
         benchmark=benchmark,
         threads=settings.threads,
-        gate_check=None,
+        gate_check=_adaptive_gate(session),
         progress=_progress_writer(config, request.node.nodeid),
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
     return TokensPerSecond(context)
+
+
+def _adaptive_gate(session: TeeSession) -> Any:
+    """With adaptive rounds and a baseline, an inconclusive benchmark keeps sampling until decided or out of budget."""
+    settings = session.settings
+    baseline = getattr(session.baseline, "run", None)
+    if settings.target_ci is None or baseline is None:
+        return None
+    from pytest_tee.baseline.session import adaptive_gate_check
+
+    family = max(1, session.measuring_items) * len(settings.gate_rules)
+    return lambda fullname: adaptive_gate_check(
+        baseline, fullname, settings.gate_rules, first_look=settings.rounds, family_size=family
+    )
 
 
 def _refuse_xdist(config: pytest.Config) -> None:
@@ -263,9 +287,48 @@ def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any
 # ----------------------------------------------------------------------------------------------- the end
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = tee_session(session.config)
+    if state.settings.bandwidth:
+        from pytest_tee.environment.bandwidth import measure_read_bandwidth
+
+        state.bandwidth = measure_read_bandwidth()
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if SESSION in session.config.stash:
-        tee_session(session.config).release_models()
+    if SESSION not in session.config.stash:
+        return
+    state = tee_session(session.config)
+    state.release_models()
+    if state.settings.gating:
+        _run_gate(session, state)
+
+
+def _run_gate(session: pytest.Session, state: TeeSession) -> None:
+    import functools
+
+    from pytest_tee.baseline.session import run_gate
+    from pytest_tee.results import run_from_document
+
+    config = session.config
+    head = run_from_document(state.results_document(), label="this session") if state.results else None
+    decide_hook = functools.partial(config.hook.pytest_tee_generate_verdict, config=config)
+    state.gate = run_gate(head, state.settings, state.baseline, decide_hook=decide_hook)
+    if session.exitstatus == 0 and state.gate.exit_code:
+        session.exitstatus = state.gate.exit_code
+    _write_summary(state)
+
+
+def _write_summary(state: TeeSession) -> None:
+    from pytest_tee.files import append_text, write_atomic
+
+    markdown = state.gate.markdown if state.gate is not None else ""
+    if state.settings.summary is not None:
+        write_atomic(state.settings.summary, markdown)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        append_text(step_summary, markdown)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -276,6 +339,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_sep("-", "pytest-tee: tokens/s")
         for line in session_table(state.results):
             terminalreporter.write_line(line)
+    if state.gate is not None:
+        terminalreporter.write_sep("-", "pytest-tee: regression gate")
+        for line in state.gate.text.rstrip("\n").splitlines():
+            terminalreporter.write_line(line)
+        if state.gate.exit_code:
+            terminalreporter.write_line(
+                f"pytest-tee: failing the session (exit code {state.gate.exit_code})", red=True, bold=True
+            )
     if state.settings.attest:
         from pytest_tee.attestation.binding import describe_attestation
 

@@ -32,9 +32,9 @@ class TeeSession:
     bandwidth: dict[str, Any] | None = None
     attestation: dict[str, Any] | None = None  # the block bound to this session's saved results
     posture: list[Any] = field(default_factory=list)  # attestation.posture.PostureNote, for header and summary
-    baseline: Any = None  # a results.Run when --tee-compare found one
-    baseline_note: str | None = None  # why nothing was compared
-    comparison: Any = None  # baseline.compare.Comparison after the session
+    baseline: Any = None  # baseline.session.BaselineChoice, chosen at start when gating
+    gate: Any = None  # baseline.session.GateReport, after the session
+    measuring_items: int = 0  # collected tests that use tokens_per_second (the gate's family size)
     _models: Any = None
     _attestor: Any = None
 
@@ -101,7 +101,9 @@ def load_model_for(
 
     settings = session.settings
     cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
-    dtype, reason = choose_dtype(settings.dtype, execution_env.device, cpu_flags)
+    dtype, reason = choose_dtype(
+        settings.dtype, execution_env.device, cpu_flags, cuda_supports_bf16=_cuda_bf16(session, execution_env)
+    )
     key = (checkpoint.id, execution_env.name, dtype, settings.weights)
 
     def build() -> Any:
@@ -126,6 +128,16 @@ def load_model_for(
         pytest.skip(str(exc))
 
 
+def _cuda_bf16(session: TeeSession, execution_env: ExecutionEnv) -> bool:
+    """bfloat16 runs natively from compute capability 8.0 (Ampere) on; older GPUs get float16 under auto."""
+    for device in session.environment.devices:
+        if device.get("kind") == "cuda" and device.get("index") == (execution_env.device_index or 0):
+            capability = str(device.get("compute_capability") or "")
+            major = capability.split(".")[0]
+            return not major.isdigit() or int(major) >= 8
+    return True
+
+
 def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
     """make_prompt(loaded, workload, text) with the prompt texts a conftest may provide."""
     from pytest_tee.checkpoints.prompts import make_prompt
@@ -136,14 +148,14 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         texts = None
         if checkpoint is not None and tokenizer is not None and text is None:
             texts = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
-        model = getattr(loaded, "model", loaded)
         return make_prompt(
-            vocab_size=int(model.config.vocab_size),
+            vocab_size=int(loaded.model.config.vocab_size),
             prompt_tokens=workload.prompt_tokens,
             batch=workload.batch,
             tokenizer=tokenizer,
             texts=texts,
             prompt=text,
+            token_range=getattr(checkpoint, "text_token_range", None),
         )
 
     return make

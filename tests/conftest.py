@@ -13,3 +13,5 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy  # noqa: E402, F401
 import scipy.stats  # noqa: E402, F401
 import torch  # noqa: E402, F401
+import transformers  # noqa: E402
+from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402, F401

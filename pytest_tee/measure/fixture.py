@@ -58,7 +58,7 @@ class TokensPerSecond:
             )
         self._used = True
         context = self._context
-        loaded = model if model is not None else context.default_model()
+        loaded = as_loaded(model) if model is not None else context.default_model()
         requested = Workload(
             prompt_tokens=_positive("prompt_tokens", prompt_tokens, context.default_workload.prompt_tokens),
             new_tokens=_positive("new_tokens", new_tokens, context.default_workload.new_tokens),
@@ -67,9 +67,9 @@ class TokensPerSecond:
         threads = _apply_threads(context.threads)
         prompt_ids = context.make_prompt(loaded, requested, prompt)
         workload = Workload(prompt_ids.token_count, requested.new_tokens, requested.batch)
-        device = getattr(loaded, "device", None) or context.execution_env.torch_device
+        device = str(loaded.device or context.execution_env.torch_device)
         runner = RoundRunner(
-            _model_of(loaded),
+            loaded.model,
             prompt_ids.input_ids.to(_input_device(loaded, device)),
             prompt_ids.attention_mask.to(_input_device(loaded, device)),
             workload,
@@ -153,7 +153,7 @@ class TokensPerSecond:
         self, loaded: Any, workload: Workload, prompt: Any, log: RoundLog, threads: dict[str, int]
     ) -> dict[str, Any]:
         context = self._context
-        described = _describe_loaded(loaded)
+        described = dict(loaded.describe())
         metrics = log.summaries()
         workload_record = {
             "prompt_tokens": workload.prompt_tokens,
@@ -213,48 +213,51 @@ def _apply_threads(requested: int | None) -> dict[str, int]:
     return {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads()}
 
 
-def _model_of(loaded: Any) -> Any:
-    return getattr(loaded, "model", loaded)
-
-
 def _input_device(loaded: Any, device: str) -> Any:
     # With accelerate placement the inputs go where the embeddings are.
-    model = _model_of(loaded)
     try:
-        return model.get_input_embeddings().weight.device
+        return loaded.model.get_input_embeddings().weight.device
     except (AttributeError, NotImplementedError):
         return device
 
 
-def _describe_loaded(loaded: Any) -> dict[str, Any]:
-    describe = getattr(loaded, "describe", None)
-    if callable(describe) and hasattr(loaded, "checkpoint"):
-        return dict(describe())
-    return _describe_plain_model(loaded)
+def as_loaded(model: Any) -> Any:
+    """A LoadedModel as is; any other model (a transformers model a test built itself) wrapped to look like one."""
+    if hasattr(model, "checkpoint") and callable(getattr(model, "describe", None)):
+        return model
+    return PlainModel(model)
 
 
-def _describe_plain_model(model: Any) -> dict[str, Any]:
-    """A model the test built itself: identify it by its config and weights, never by anything it generated."""
-    config = getattr(model, "config", None)
-    name = getattr(config, "_name_or_path", "") or type(model).__name__
-    try:
-        parameters = sum(p.numel() for p in model.parameters())
-        first = next(model.parameters())
-        dtype, device = str(first.dtype).removeprefix("torch."), str(first.device)
-    except (AttributeError, StopIteration, TypeError):
-        parameters, dtype, device = None, "unknown", None
-    return {
-        "checkpoint": {
-            "id": f"custom:{name}",
-            "repo_id": name,
-            "architecture": type(model).__name__,
-            "parameters": parameters,
-        },
-        "weights": "custom",
-        "weights_source": "passed to tokens_per_second(model=...)",
-        "dtype": dtype,
-        "device": device,
-    }
+class PlainModel:
+    """A model the test built itself: identified by its config and weights, never by anything it generated."""
+
+    checkpoint = None
+    tokenizer = None
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        try:
+            first = next(model.parameters())
+            self.dtype, self.device = str(first.dtype).removeprefix("torch."), str(first.device)
+            self.parameters: int | None = sum(p.numel() for p in model.parameters())
+        except (AttributeError, StopIteration, TypeError):
+            self.dtype, self.device, self.parameters = "unknown", None, None
+
+    def describe(self) -> dict[str, Any]:
+        config = getattr(self.model, "config", None)
+        name = getattr(config, "_name_or_path", "") or type(self.model).__name__
+        return {
+            "checkpoint": {
+                "id": f"custom:{name}",
+                "repo_id": name,
+                "architecture": type(self.model).__name__,
+                "parameters": self.parameters,
+            },
+            "weights": "custom",
+            "weights_source": "passed to tokens_per_second(model=...)",
+            "dtype": self.dtype,
+            "device": self.device,
+        }
 
 
 def _library_versions() -> dict[str, str | None]:

@@ -70,5 +70,10 @@ def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]
 
 def session_table(results: Iterable[Any]) -> list[str]:
     """Rows sorted by checkpoint then environment; values are medians with the 95 % CI of the median."""
-    rows = sorted((result_row(result.record) for result in results), key=lambda row: (row[0], row[1], row[4]))
+    def order(record: dict[str, Any]) -> tuple[Any, ...]:
+        workload = record.get("workload", {})
+        shape = tuple(workload.get(key) or 0 for key in ("prompt_tokens", "new_tokens", "batch"))
+        return (str(record.get("checkpoint", {}).get("id")), str(record.get("execution_env")), *shape)
+
+    rows = [result_row(record) for record in sorted((result.record for result in results), key=order)]
     return [*format_table(COLUMNS, rows), "median (95% CI of the median) over the measured rounds"]
