@@ -148,14 +148,18 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         texts = None
         if checkpoint is not None and tokenizer is not None and text is None:
             texts = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
+        vocab_size = int(loaded.model.config.vocab_size)
+        token_range = getattr(checkpoint, "text_token_range", None)
+        if token_range is not None and token_range[1] > vocab_size:  # a stand-in model with its own vocabulary
+            token_range = None
         return make_prompt(
-            vocab_size=int(loaded.model.config.vocab_size),
+            vocab_size=vocab_size,
             prompt_tokens=workload.prompt_tokens,
             batch=workload.batch,
             tokenizer=tokenizer,
             texts=texts,
             prompt=text,
-            token_range=getattr(checkpoint, "text_token_range", None),
+            token_range=token_range,
         )
 
     return make
