@@ -15,5 +15,5 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if TOOLING not in (collection_path, *collection_path.parents):
         return None
     named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
-    wanted = any(TOOLING == p or TOOLING in p.parents for p in named)
+    wanted = any(p == TOOLING or TOOLING in p.parents for p in named)
     return None if wanted else True

@@ -10,8 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # pytester's in-process runs restore sys.modules afterwards; extension modules first imported inside such a run
 # cannot be imported again ("cannot load module more than once per process"), so import them here, once.
-import numpy  # noqa: E402, F401
-import scipy.stats  # noqa: E402, F401
-import torch  # noqa: E402, F401
-import transformers  # noqa: E402
-from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402, F401
+import numpy  # noqa: F401
+import scipy.stats  # noqa: F401
+import torch  # noqa: F401
+from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM  # noqa: F401

@@ -101,7 +101,8 @@ def test_summary_fields_and_direction():
     assert summary.median == 11.0
     assert summary.mean == pytest.approx(11.0)
     assert summary.stdev == pytest.approx(np.std([10, 12, 11, 13, 9], ddof=1))
-    assert summary.unit == "tok/s" and summary.higher_is_better
+    assert summary.unit == "tok/s"
+    assert summary.higher_is_better
     assert summary.ci95 == (9.0, 13.0)
     assert summary.p5 <= summary.median <= summary.p95
     assert not summarize("ttft_s", [0.1, 0.2]).higher_is_better

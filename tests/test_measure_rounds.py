@@ -19,8 +19,10 @@ def runner_for(model: FakeGenerator, workload: Workload) -> RoundRunner:
 def test_generate_is_asked_for_exactly_n_greedy_tokens():
     kwargs = generate_kwargs(7)
     assert kwargs["max_new_tokens"] == kwargs["min_new_tokens"] == 7
-    assert kwargs["do_sample"] is False and kwargs["num_beams"] == 1
-    assert "eos_token_id" in kwargs and kwargs["eos_token_id"] is None
+    assert kwargs["do_sample"] is False
+    assert kwargs["num_beams"] == 1
+    assert "eos_token_id" in kwargs
+    assert kwargs["eos_token_id"] is None
 
 
 def test_token_clock_ignores_the_prompt_put():
@@ -30,7 +32,8 @@ def test_token_clock_ignores_the_prompt_put():
     clock.put("t1")
     clock.put("t2")
     clock.end()
-    assert clock.stamps == [1.0, 2.0] and clock.ended
+    assert clock.stamps == [1.0, 2.0]
+    assert clock.ended
 
 
 def test_one_round_from_a_fake_model():
@@ -81,7 +84,8 @@ def test_adaptive_stops_when_the_ci_is_tight():
     log = RoundLog(Workload(10, 8, 1), RoundPlan(rounds=6, warmup=0, target_ci_pct=2.0, max_rounds=50))
     feed(log, [10.0, 10.1, 9.9, 10.0, 10.05, 9.95])
     reason = log.decide_stop(5.0)
-    assert reason is not None and reason.startswith("precision")
+    assert reason is not None
+    assert reason.startswith("precision")
 
 
 def test_adaptive_keeps_going_while_noisy_then_hits_the_cap():

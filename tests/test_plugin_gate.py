@@ -44,12 +44,14 @@ def test_a_real_drop_fails_the_session_with_a_table(project: pytest.Pytester, mo
     )
     assert result.ret == 1, result.stdout.str()
     out = result.stdout.str()
-    assert "regressed" in out and "decode_tps" in out
+    assert "regressed" in out
+    assert "decode_tps" in out
     assert "pytest-tee: failing the session (exit code 1)" in out
     assert "Traceback" not in out
     verdicts = json.loads((project.path / "verdicts.json").read_text())
     (verdict,) = verdicts["verdicts"]
-    assert verdict["outcome"] == "regressed" and verdict["ratio"] < 0.8
+    assert verdict["outcome"] == "regressed"
+    assert verdict["ratio"] < 0.8
     assert "regressed" in (project.path / "summary.md").read_text()
 
 
@@ -61,10 +63,12 @@ def test_the_same_code_passes(project: pytest.Pytester, monkeypatch: pytest.Monk
     result = session(project, "--tee-compare", "--tee-fail-drop=decode_tps:5%")
     assert result.ret == 0, result.stdout.str()
     out = result.stdout.str()
-    assert "regression gate" in out and "decode_tps" in out
+    assert "regression gate" in out
+    assert "decode_tps" in out
     assert ("unchanged" in out) or ("inconclusive" in out)
     text = step_summary.read_text()
-    assert text.startswith("earlier step\n") and "decode_tps" in text  # appended, never replaced
+    assert text.startswith("earlier step\n")
+    assert "decode_tps" in text
 
 
 def test_missing_baseline_has_its_own_exit_code_and_a_way_through(project: pytest.Pytester):
@@ -111,7 +115,8 @@ def test_pytest_benchmark_compare_reads_the_saved_runs(project: pytest.Pytester)
     listing = subprocess.run(
         [sys.executable, "-m", "pytest_benchmark", "list"], cwd=project.path, capture_output=True, text=True, env=env
     )
-    assert listing.returncode == 0 and listing.stdout.count(".json") == 2
+    assert listing.returncode == 0
+    assert listing.stdout.count(".json") == 2
     compared = subprocess.run(
         [sys.executable, "-m", "pytest_benchmark", "compare", "0001", "0002"],
         cwd=project.path,

@@ -49,24 +49,29 @@ def test_custom_benchmark_stores_every_metric_and_sample_but_no_prompt_text(
     document = json.loads(text)
     (bench,) = document["benchmarks"]
     tee = bench["extra_info"]["tee"]
-    assert tee["weights"] == "real" and tee["checkpoint"]["id"] == "tiny-qwen2"
+    assert tee["weights"] == "real"
+    assert tee["checkpoint"]["id"] == "tiny-qwen2"
     assert tee["workload"]["prompt_source"] == "tokenizer"
     assert len(tee["workload"]["prompt_sha256"]) == 64
     timing_metrics = {"decode_tps", "prefill_tps", "e2e_tps", "ttft_s", "itl_p50_ms", "itl_p90_ms", "itl_p99_ms"}
     assert timing_metrics <= set(tee["metrics"]) <= set(METRICS)
     for name, summary in tee["metrics"].items():
-        assert summary["n"] == 3 and len(tee["samples"][name]) == 3
+        assert summary["n"] == 3
+        assert len(tee["samples"][name]) == 3
         assert summary["unit"] == METRICS[name].unit
         assert summary["higher_is_better"] == METRICS[name].higher_is_better
         assert summary["ci95"][0] <= summary["median"] <= summary["ci95"][1]
     assert len(tee["warmup_samples"]["decode_tps"]) == 1
-    assert tee["rounds"] == 3 and tee["stop_reason"] == "fixed: 3 rounds"
-    assert tee["threads"] >= 1 and tee["environment_fingerprint"] == document["machine_info"]["tee"]["fingerprint"]
+    assert tee["rounds"] == 3
+    assert tee["stop_reason"] == "fixed: 3 rounds"
+    assert tee["threads"] >= 1
+    assert tee["environment_fingerprint"] == document["machine_info"]["tee"]["fingerprint"]
     assert tee["comparison_key"]["workload"]["new_tokens"] == 6
     # pytest-benchmark's own stats are the end-to-end seconds of the measured rounds, one per round.
-    assert bench["stats"]["rounds"] == 3 and len(bench["stats"]["data"]) == 3
+    assert bench["stats"]["rounds"] == 3
+    assert len(bench["stats"]["data"]) == 3
     e2e_seconds = [6 / rate for rate in tee["samples"]["e2e_tps"]]
-    assert max(abs(a - b) / b for a, b in zip(sorted(bench["stats"]["data"]), sorted(e2e_seconds))) < 0.2
+    assert max(abs(a - b) / b for a, b in zip(sorted(bench["stats"]["data"]), sorted(e2e_seconds), strict=True)) < 0.2
     # Confidential: the prompt text is nowhere, not in the results, the terminal or the JUnit report.
     for fragment in ("Bluebird", "merger"):
         assert fragment not in text
@@ -91,7 +96,8 @@ def test_session_table_and_progress(pytester: pytest.Pytester):
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
-    assert "[tee] warmup 1/1: decode_tps" in out and "[tee] round 3/3: decode_tps" in out
+    assert "[tee] warmup 1/1: decode_tps" in out
+    assert "[tee] round 3/3: decode_tps" in out
     result.stdout.fnmatch_lines(
         [
             "*pytest-tee: tokens/s*",
@@ -228,4 +234,5 @@ def test_model_that_does_not_fit_skips_with_both_numbers(pytester: pytest.Pytest
     result = run(pytester, "--tee-models=v3", "-rs")
     result.assert_outcomes(skipped=1)
     out = result.stdout.str()
-    assert "SKIPPED" in out and "GiB" in out
+    assert "SKIPPED" in out
+    assert "GiB" in out

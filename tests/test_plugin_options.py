@@ -56,9 +56,7 @@ def test_precedence_cli_over_env_over_ini(show: pytest.Pytester, monkeypatch: py
 def test_flags_and_optional_values(show: pytest.Pytester):
     result = run(show, "--tee-attest", "--tee-compare", "--tee-fail-drop=decode_tps:5%,ttft_s:10", "--tee-device=cpu")
     assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(
-        ["*SETTINGS auto ('cpu',) 5 auto (('decode_tps', 5.0), ('ttft_s', 10.0)) latest True"]
-    )
+    result.stdout.fnmatch_lines(["*SETTINGS auto ('cpu',) 5 auto (('decode_tps', 5.0), ('ttft_s', 10.0)) latest True"])
 
 
 def test_boolean_from_environment(show: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):

@@ -70,6 +70,7 @@ def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]
 
 def session_table(results: Iterable[Any]) -> list[str]:
     """Rows sorted by checkpoint then environment; values are medians with the 95 % CI of the median."""
+
     def order(record: dict[str, Any]) -> tuple[Any, ...]:
         workload = record.get("workload", {})
         shape = tuple(workload.get(key) or 0 for key in ("prompt_tokens", "new_tokens", "batch"))
