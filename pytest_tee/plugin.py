@@ -172,6 +172,17 @@ def tee_environment(pytestconfig: pytest.Config) -> Any:
     return tee_session(pytestconfig).environment
 
 
+@pytest.fixture(scope="session")
+def tee_bandwidth(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """Sustained memory read bandwidth (GB/s), measured once and recorded with the run for roofline reports."""
+    state = tee_session(pytestconfig)
+    if state.bandwidth is None:
+        from pytest_tee.environment.bandwidth import measure_read_bandwidth
+
+        state.bandwidth = measure_read_bandwidth()
+    return state.bandwidth
+
+
 @pytest.fixture
 def execution_env(request: pytest.FixtureRequest) -> Any:
     """One execution environment per test instance (cpu, cuda, tdx, tdx-cuda, …): parametrized at collection."""
@@ -339,6 +350,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_sep("-", "pytest-tee: tokens/s")
         for line in session_table(state.results):
             terminalreporter.write_line(line)
+    if state.bandwidth is not None:
+        terminalreporter.write_line(
+            f"memory read bandwidth: {state.bandwidth['read_gbps']} GB/s median "
+            f"({state.bandwidth['threads']} threads; recorded with the run for `pytest-tee report`)"
+        )
     if state.gate is not None:
         terminalreporter.write_sep("-", "pytest-tee: regression gate")
         for line in state.gate.text.rstrip("\n").splitlines():
