@@ -126,3 +126,19 @@ def test_pytest_benchmark_compare_reads_the_saved_runs(project: pytest.Pytester)
     )
     assert compared.returncode == 0, compared.stderr
     assert "test_decode" in compared.stdout
+
+
+def test_verdict_hook_replaces_the_decision(project: pytest.Pytester):
+    save_baseline(project)
+    project.makeconftest(
+        SLEEPY_CONFTEST
+        + """
+from pytest_tee import Verdict
+
+def pytest_tee_generate_verdict(config, benchmark, metric, base, head, threshold_pct, higher_is_better):
+    return Verdict(benchmark, metric, 1.0, 0.5, 0.5, (0.5, 0.5), "regressed", note="site policy")
+"""
+    )
+    result = session(project, "--tee-compare")
+    assert result.ret == 1
+    assert "regressed" in result.stdout.str()

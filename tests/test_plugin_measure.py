@@ -11,6 +11,7 @@ import pytest
 from pytest_tee.checkpoints.catalogue import get
 from pytest_tee.checkpoints.testing import save_synthetic_checkpoint
 from pytest_tee.measure.metrics import METRICS
+from tests.fakes.sleepy_model import SLEEPY_CONFTEST
 
 SECRET = "Quarterly merger terms for Project Bluebird are confidential"
 
@@ -159,7 +160,10 @@ def test_adaptive_rounds_record_why_they_stopped(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*STOP 6 round cap: 6 rounds*"])
 
 
-def test_adaptive_rounds_trim_pytest_benchmark_stats(pytester: pytest.Pytester):
+def test_adaptive_rounds_trim_pytest_benchmark_stats(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    # A stand-in that sleeps: stable under CPU contention, so a loose CI target is met at the minimum rounds.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    pytester.makeconftest(SLEEPY_CONFTEST)
     pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=4)\n")
     result = run(
         pytester, "--tee-models=tiny-qwen2", "--tee-target-ci=99", "--tee-max-rounds=40", "--benchmark-json=o.json"
@@ -236,3 +240,25 @@ def test_model_that_does_not_fit_skips_with_both_numbers(pytester: pytest.Pytest
     out = result.stdout.str()
     assert "SKIPPED" in out
     assert "GiB" in out
+
+
+def test_prompts_hook_replaces_the_builtin_texts(pytester: pytest.Pytester, tiny_with_tokenizer: Path):
+    bench = "def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=16, new_tokens=3)\n"
+    pytester.makepyfile(bench)
+    args = ("--tee-models=tiny-qwen2", f"--tee-model-path=tiny-qwen2={tiny_with_tokenizer}", "--benchmark-json=o.json")
+    assert run(pytester, *args).ret == 0
+    default = json.loads((pytester.path / "o.json").read_text())["benchmarks"][0]["extra_info"]["tee"]["workload"]
+    pytester.makeconftest(
+        """
+        from pytest_tee.checkpoints.prompts import BUILTIN_TEXTS
+
+        def pytest_tee_generate_prompts(config, checkpoint):
+            # The toy tokenizer knows only the built-in words: the same words, in another order.
+            return [" ".join(reversed(BUILTIN_TEXTS[0].split()))]
+        """
+    )
+    assert run(pytester, *args).ret == 0
+    custom = json.loads((pytester.path / "o.json").read_text())["benchmarks"][0]["extra_info"]["tee"]["workload"]
+    assert custom["prompt_source"] == default["prompt_source"] == "tokenizer"
+    assert custom["prompt_tokens"] == default["prompt_tokens"] == 16
+    assert custom["prompt_sha256"] != default["prompt_sha256"]
