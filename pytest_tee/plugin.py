@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -88,6 +89,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         from pytest_tee.attestation.posture import format_note
 
         lines.extend(f"tee posture: {format_note(note)}" for note in session.posture)
+    if session.baseline is not None:
+        lines.append(f"tee gate: {session.baseline_line()}")
     return lines
 
 
@@ -230,7 +233,7 @@ def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, 
         benchmark=benchmark,
         threads=settings.threads,
         gate_check=_adaptive_gate(session),
-        progress=_progress_writer(config, request.node.nodeid),
+        progress=_progress_writer(config),
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
@@ -260,25 +263,18 @@ def _refuse_xdist(config: pytest.Config) -> None:
         )
 
 
-def _progress_writer(config: pytest.Config, nodeid: str) -> Any:
+def _progress_writer(config: pytest.Config) -> Any:
+    """Round-by-round progress in verbose mode, written past pytest's capture so long benchmarks show life."""
     if config.get_verbosity() < 1:
         return None
     capture = config.pluginmanager.getplugin("capturemanager")
     writer = config.get_terminal_writer()
 
     def write(message: str) -> None:
-        with capture.global_and_fixture_disabled() if capture else _nullcontext():
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             writer.line(f"    [tee] {message}")
 
     return write
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any:
@@ -310,68 +306,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if SESSION not in session.config.stash:
         return
-    state = tee_session(session.config)
-    state.release_models()
-    if state.settings.gating:
-        _run_gate(session, state)
-
-
-def _run_gate(session: pytest.Session, state: TeeSession) -> None:
     import functools
 
-    from pytest_tee.baseline.session import run_gate
-    from pytest_tee.results import run_from_document
-
+    state = tee_session(session.config)
+    state.release_models()
     config = session.config
-    head = run_from_document(state.results_document(), label="this session") if state.results else None
-    decide_hook = functools.partial(config.hook.pytest_tee_generate_verdict, config=config)
-    state.gate = run_gate(head, state.settings, state.baseline, decide_hook=decide_hook)
-    if session.exitstatus == 0 and state.gate.exit_code:
-        session.exitstatus = state.gate.exit_code
-    _write_summary(state)
-
-
-def _write_summary(state: TeeSession) -> None:
-    from pytest_tee.files import append_text, write_atomic
-
-    markdown = state.gate.markdown if state.gate is not None else ""
-    if state.settings.summary is not None:
-        write_atomic(state.settings.summary, markdown)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        append_text(step_summary, markdown)
+    exit_code = state.judge(functools.partial(config.hook.pytest_tee_generate_verdict, config=config))
+    if session.exitstatus == 0 and exit_code:
+        session.exitstatus = exit_code
+    state.write_summaries()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from pytest_tee.measure.table import session_table
-
-    state = tee_session(config)
-    if state.results:
-        terminalreporter.write_sep("-", "pytest-tee: tokens/s")
-        for line in session_table(state.results):
-            terminalreporter.write_line(line)
-    if state.bandwidth is not None:
-        terminalreporter.write_line(
-            f"memory read bandwidth: {state.bandwidth['read_gbps']} GB/s median "
-            f"({state.bandwidth['threads']} threads; recorded with the run for `pytest-tee report`)"
-        )
-    if state.gate is not None:
-        terminalreporter.write_sep("-", "pytest-tee: regression gate")
-        for line in state.gate.text.rstrip("\n").splitlines():
-            terminalreporter.write_line(line)
-        if state.gate.exit_code:
-            terminalreporter.write_line(
-                f"pytest-tee: failing the session (exit code {state.gate.exit_code})", red=True, bold=True
-            )
-    if state.settings.attest:
-        from pytest_tee.attestation.binding import describe_attestation
-
-        if state.attestation is None:
-            terminalreporter.write_line(
-                "pytest-tee: --tee-attest collected nothing: no results were saved "
-                "(use --benchmark-autosave, --benchmark-save=NAME or --benchmark-json=PATH)",
-                yellow=True,
-            )
+    for line, markup in tee_session(config).summary_lines():
+        if line.startswith("= "):
+            terminalreporter.write_sep("-", line[2:])
         else:
-            for line in describe_attestation(state.attestation):
-                terminalreporter.write_line(line)
+            terminalreporter.write_line(line, **markup)

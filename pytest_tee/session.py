@@ -76,6 +76,107 @@ class TeeSession:
             "tee": self.environment.tee,
         }
 
+    def baseline_line(self) -> str:
+        """Which stored run this session will be judged against, said up front."""
+        run = getattr(self.baseline, "run", None)
+        if run is None:
+            error = getattr(self.baseline, "error", None)
+            return f"no baseline ({error})" if error else "no baseline"
+        rules = ", ".join(f"{metric} −{pct:g}%" for metric, pct in self.settings.gate_rules)
+        where = run.path if run.path is not None else run.label
+        return f"baseline {where} ({run.datetime[:19]}), failing on drops beyond {rules}"
+
+    # --------------------------------------------------------------------------------------------- the end
+    def judge(self, hook: Any) -> int:
+        """Run the gate over this session's results (when gating); the exit code it asks for (0 = no objection)."""
+        if not self.settings.gating:
+            return 0
+        from pytest_tee.baseline.session import run_gate
+        from pytest_tee.results import run_from_document
+
+        head = run_from_document(self.results_document(), label="this session") if self.results else None
+        self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook)
+        return int(self.gate.exit_code)
+
+    def summary_lines(self) -> list[tuple[str, dict[str, bool]]]:
+        """What the terminal summary shows after pytest's own sections: (line, markup) pairs."""
+        from pytest_tee.measure.table import session_table
+
+        lines: list[tuple[str, dict[str, bool]]] = []
+        if self.results:
+            lines.append(("=" + " pytest-tee: tokens/s", {}))
+            lines.extend((line, {}) for line in session_table(self.results))
+        if self.bandwidth is not None:
+            lines.append((self._bandwidth_line(), {}))
+        if self.gate is not None:
+            lines.append(("=" + " pytest-tee: regression gate", {}))
+            lines.extend((line, {}) for line in self.gate.text.rstrip("\n").splitlines())
+            if self.gate.exit_code:
+                lines.append((f"pytest-tee: failing the session (exit code {self.gate.exit_code})", {"red": True}))
+        lines.extend((line, {"yellow": True}) for line in self._attestation_lines())
+        return lines
+
+    def summary_markdown(self) -> str:
+        """The same as markdown, for --tee-summary and $GITHUB_STEP_SUMMARY (no prompt text: there is none here)."""
+        from pytest_tee.measure.table import markdown_table
+
+        parts = [
+            "## pytest-tee",
+            "",
+            f"`{self.environment.tee}` on {self.environment.platform}: " + "; ".join(self.environment_summary()),
+            "",
+        ]
+        if self.results:
+            parts += [markdown_table(self.results), ""]
+        if self.bandwidth is not None:
+            parts += [self._bandwidth_line(), ""]
+        if self.gate is not None:
+            parts += [self.gate.markdown, ""]
+        parts += [f"- {line.strip()}" for line in self._attestation_lines()]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def environment_summary(self) -> list[str]:
+        notes = list(self.environment.warnings)
+        if self.posture:
+            from pytest_tee.attestation.posture import format_note
+
+            notes += [format_note(note) for note in self.posture]
+        return [f"fingerprint {self.environment.fingerprint}", *notes]
+
+    def _bandwidth_line(self) -> str:
+        assert self.bandwidth is not None
+        return (
+            f"memory read bandwidth: {self.bandwidth['read_gbps']} GB/s median "
+            f"({self.bandwidth['threads']} threads; recorded with the run for `pytest-tee report`)"
+        )
+
+    def _attestation_lines(self) -> list[str]:
+        if not self.settings.attest:
+            return []
+        if self.attestation is None:
+            return [
+                "pytest-tee: --tee-attest collected nothing: no results were saved "
+                "(use --benchmark-autosave, --benchmark-save=NAME or --benchmark-json=PATH)"
+            ]
+        from pytest_tee.attestation.binding import describe_attestation
+
+        return describe_attestation(self.attestation)
+
+    def write_summaries(self) -> None:
+        """--tee-summary (replaced atomically) and $GITHUB_STEP_SUMMARY (appended, as GitHub expects)."""
+        import os
+
+        from pytest_tee.files import append_text, write_atomic
+
+        if not (self.results or self.gate is not None):
+            return
+        markdown = self.summary_markdown()
+        if self.settings.summary is not None:
+            write_atomic(self.settings.summary, markdown)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            append_text(step_summary, markdown)
+
     def results_document(self) -> dict[str, Any]:
         """This session's results in the saved-run layout, for the gate (nothing is written)."""
         return {

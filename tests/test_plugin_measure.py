@@ -262,3 +262,18 @@ def test_prompts_hook_replaces_the_builtin_texts(pytester: pytest.Pytester, tiny
     assert custom["prompt_source"] == default["prompt_source"] == "tokenizer"
     assert custom["prompt_tokens"] == default["prompt_tokens"] == 16
     assert custom["prompt_sha256"] != default["prompt_sha256"]
+
+
+def test_summary_file_and_github_step_summary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    step_summary = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=3)\n")
+    result = run(pytester, "--tee-models=tiny-qwen2", "--tee-summary=summary.md")
+    assert result.ret == 0
+    summary = (pytester.path / "summary.md").read_text()
+    assert summary.startswith("## pytest-tee")
+    assert "| checkpoint | env |" in summary
+    assert "| tiny-qwen2 | cpu | synthetic |" in summary
+    assert step_summary.read_text() == summary

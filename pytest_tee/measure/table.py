@@ -68,13 +68,28 @@ def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]
     return [line([name for name, _ in header]), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
 
 
-def session_table(results: Iterable[Any]) -> list[str]:
-    """Rows sorted by checkpoint then environment; values are medians with the 95 % CI of the median."""
+FOOTNOTE = "median (95% CI of the median) over the measured rounds"
+
+
+def session_rows(results: Iterable[Any]) -> list[tuple[str, ...]]:
+    """Rows sorted by checkpoint, environment, then workload shape."""
 
     def order(record: dict[str, Any]) -> tuple[Any, ...]:
         workload = record.get("workload", {})
         shape = tuple(workload.get(key) or 0 for key in ("prompt_tokens", "new_tokens", "batch"))
         return (str(record.get("checkpoint", {}).get("id")), str(record.get("execution_env")), *shape)
 
-    rows = [result_row(record) for record in sorted((result.record for result in results), key=order)]
-    return [*format_table(COLUMNS, rows), "median (95% CI of the median) over the measured rounds"]
+    return [result_row(record) for record in sorted((result.record for result in results), key=order)]
+
+
+def session_table(results: Iterable[Any]) -> list[str]:
+    """The terminal table; values are medians with the 95 % CI of the median."""
+    return [*format_table(COLUMNS, session_rows(results)), FOOTNOTE]
+
+
+def markdown_table(results: Iterable[Any]) -> str:
+    """The same table as GitHub-flavoured markdown."""
+    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |"]
+    lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in COLUMNS) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in session_rows(results)]
+    return "\n".join([*lines, "", f"<sub>{FOOTNOTE}</sub>"])
