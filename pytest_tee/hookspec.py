@@ -106,7 +106,7 @@ def pytest_tee_update_result(config: pytest.Config, item: pytest.Item, result: d
 
 @pytest.hookspec(firstresult=True)
 def pytest_tee_generate_verdict(
-    config: pytest.Config | None,
+    config: pytest.Config,
     benchmark: str,
     metric: str,
     base: list[float],
@@ -114,9 +114,10 @@ def pytest_tee_generate_verdict(
     threshold_pct: float,
     higher_is_better: bool,
 ) -> Verdict | None:
-    """Replace the gate's decision for one benchmark and metric (``config`` is None in ``pytest-tee compare``).
+    """Replace the gate's decision for one benchmark and metric, in a pytest session with ``--tee-compare``.
 
-    ``base`` and ``head`` are the per-round samples. Return ``None`` to keep the built-in bootstrap decision.
+    ``base`` and ``head`` are the per-round samples. Return ``None`` to keep the built-in decision. The offline
+    commands (``pytest-tee compare``, ``pytest-tee ab``) run outside pytest and always use the built-in decision.
 
     .. code-block:: python
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_tee import hookspec, marks
-from pytest_tee.session import TeeSession, load_model_for, prompt_maker
+from pytest_tee.session import TeeSession, load_model_for, prompt_maker, start_session
 from pytest_tee.settings import Settings, add_options, resolve
 
 SESSION = pytest.StashKey[TeeSession]()
@@ -43,36 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in marks.MARKERS:
         config.addinivalue_line("markers", line)
     settings = config.stash[SETTINGS] = resolve(config)
-    environment = config.hook.pytest_tee_generate_environment(config=config, sysroot=str(settings.sysroot))
-    config.hook.pytest_tee_update_environment(config=config, environment=environment)
-    environment.claim = settings.tee
-
-    from pytest_tee.environment import execution_envs
-    from pytest_tee.environment.detection import check_claim, unavailable_devices
-
-    problem = check_claim(environment, settings.tee)
-    if problem:
-        raise pytest.UsageError(problem)
-    envs = execution_envs(environment, settings.device)
-    config.stash[SESSION] = TeeSession(
-        settings=settings,
-        environment=environment,
-        execution_envs=envs,
-        unavailable_devices=unavailable_devices(environment, settings.device),
-    )
-    if environment.tee == "tdx":
-        from pytest_tee.attestation.binding import early_posture
-
-        config.stash[SESSION].posture = early_posture(settings.sysroot, cpu_flags=config.stash[SESSION].cpu_flags)
-    if settings.gating:
-        from pytest_tee.baseline.session import choose_baseline
-
-        # Now, before pytest-benchmark saves this session's own run (else "latest" would be this very session).
-        config.stash[SESSION].baseline = choose_baseline(
-            settings,
-            storage_uri=str(config.getoption("benchmark_storage", None) or "file://./.benchmarks"),
-            fingerprint=environment.fingerprint,
-        )
+    config.stash[SESSION] = start_session(config, settings)
     if config.pluginmanager.hasplugin("benchmark"):
         from pytest_tee.benchmark_hooks import BenchmarkHooks
 
@@ -215,7 +186,7 @@ def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, 
     session = tee_session(config)
     settings = session.settings
     _refuse_xdist(config)
-    benchmark = request.getfixturevalue("benchmark") if config.pluginmanager.hasplugin("benchmark") else None
+    has_benchmark = config.pluginmanager.hasplugin("benchmark")
     context = MeasureContext(
         plan=RoundPlan(
             rounds=settings.rounds,
@@ -230,7 +201,7 @@ def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, 
         host_snapshot=session.host_snapshot(),
         default_model=lambda: request.getfixturevalue("deepseek_model"),
         make_prompt=prompt_maker(config),
-        benchmark=benchmark,
+        benchmark=(lambda: request.getfixturevalue("benchmark")) if has_benchmark else None,
         threads=settings.threads,
         gate_check=_adaptive_gate(session),
         progress=_progress_writer(config),

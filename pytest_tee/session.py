@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_tee.confidential import confidential
 from pytest_tee.environment.record import Environment, ExecutionEnv
 from pytest_tee.settings import Settings
 
@@ -190,6 +191,40 @@ class TeeSession:
         }
 
 
+def start_session(config: pytest.Config, settings: Settings) -> TeeSession:
+    """Detect (through the hooks), check the --tee claim, and prepare everything tests will need."""
+    from pytest_tee.environment import execution_envs, fingerprint_of
+    from pytest_tee.environment.detection import check_claim, unavailable_devices
+
+    environment = config.hook.pytest_tee_generate_environment(config=config, sysroot=str(settings.sysroot))
+    config.hook.pytest_tee_update_environment(config=config, environment=environment)
+    environment.claim = settings.tee
+    environment.fingerprint = fingerprint_of(environment.fingerprint_fields())  # the hooks may have changed facts
+    problem = check_claim(environment, settings.tee)
+    if problem:
+        raise pytest.UsageError(problem)
+    session = TeeSession(
+        settings=settings,
+        environment=environment,
+        execution_envs=execution_envs(environment, settings.device),
+        unavailable_devices=unavailable_devices(environment, settings.device),
+    )
+    if environment.tee == "tdx":
+        from pytest_tee.attestation.binding import early_posture
+
+        session.posture = early_posture(settings.sysroot, cpu_flags=session.cpu_flags)
+    if settings.gating:
+        from pytest_tee.baseline.session import choose_baseline
+
+        # Now, before pytest-benchmark saves this session's own run (else "latest" would be this very session).
+        session.baseline = choose_baseline(
+            settings,
+            storage_uri=str(config.getoption("benchmark_storage", None) or "file://./.benchmarks"),
+            fingerprint=environment.fingerprint,
+        )
+    return session
+
+
 def load_model_for(
     session: TeeSession,
     config: pytest.Config,
@@ -248,7 +283,8 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         tokenizer = getattr(loaded, "tokenizer", None)
         texts = None
         if checkpoint is not None and tokenizer is not None and text is None:
-            texts = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
+            provided = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
+            texts = [confidential(item) for item in provided] if provided is not None else None
         vocab_size = int(loaded.model.config.vocab_size)
         token_range = getattr(checkpoint, "text_token_range", None)
         if token_range is not None and token_range[1] > vocab_size:  # a stand-in model with its own vocabulary

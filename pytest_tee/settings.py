@@ -182,6 +182,12 @@ def parse_compare(text: str) -> str:
     value = text.strip()
     if not value:
         raise SettingError("empty run name; give latest, a run number such as 0003, or a path to a saved run")
+    # A bare --tee-compare followed by a test path would swallow the path as the run name.
+    if "::" in value or value.endswith(".py") or Path(value).is_dir():
+        raise SettingError(
+            f"{value!r} looks like a test path, not a stored run; write --tee-compare=latest (or =0003, or "
+            "=path/to/run.json) so that the path after it stays a test path"
+        )
     return value
 
 

@@ -512,7 +512,7 @@ def test_without_nvml_a_sysroot_driver_is_recorded_but_no_gpu_is_offered():
     assert finding(environment, "NVML").startswith("not queried (a sysroot describes another machine")
     assert [device["kind"] for device in environment.devices] == ["cpu"]
     reason = unavailable_devices(environment, ("cuda",))["cuda"]
-    assert reason.startswith("no NVIDIA GPU enumerated")
+    assert reason.startswith("GPUs are not enumerated under a sysroot")
     assert "550.90.07" in reason
 
 

@@ -277,3 +277,39 @@ def test_summary_file_and_github_step_summary(
     assert "| checkpoint | env |" in summary
     assert "| tiny-qwen2 | cpu | synthetic |" in summary
     assert step_summary.read_text() == summary
+
+
+def test_prompt_text_never_reaches_a_failure_report(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        f"""
+        def test_a(tokens_per_second):
+            tokens_per_second(new_tokens=3, prompt={SECRET!r})
+        """
+    )
+    result = run(pytester, "--tee-models=tiny-qwen2", "--tb=long", "-l")  # long tracebacks with locals
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*tokens_per_second: a prompt text needs a tokenizer*"])
+    assert "Bluebird" not in out.replace(f"prompt={SECRET!r}", "")  # only the test's own source line shows it
+    assert "PromptError" not in out
+
+
+def test_confidential_text_reads_as_text_but_reprs_redacted():
+    from pytest_tee.confidential import ConfidentialText
+
+    text = ConfidentialText(SECRET)
+    assert text == SECRET
+    assert text.split()[0] == "Quarterly"
+    assert "Bluebird" not in repr(text)
+    assert "Bluebird" not in repr([text])
+    assert repr(text).startswith(f"<confidential text: {len(SECRET)} characters")
+
+
+def test_skipping_before_measuring_leaves_pytest_benchmark_quiet(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second()\n")
+    result = run(pytester, "--tee-models=tiny-qwen2", "--tee-weights=real")
+    result.assert_outcomes(skipped=1)
+    assert "Benchmark fixture was not used" not in result.stdout.str()

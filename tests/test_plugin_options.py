@@ -80,6 +80,7 @@ def test_boolean_from_environment(show: pytest.Pytester, monkeypatch: pytest.Mon
         (["--tee-sysroot=/no/such/dir"], "*--tee-sysroot*'/no/such/dir' is not an existing directory*"),
         (["--tee-model-path=r1-distill-qwen-1.5b=/no/such/dir"], "*/no/such/dir is not a directory*"),
         (["--tee-rounds=10", "--tee-max-rounds=5"], "*--tee-max-rounds (5) is below --tee-rounds (10)*"),
+        (["--tee-compare", "test_show.py"], "*'test_show.py' looks like a test path, not a stored run*"),
     ],
 )
 def test_bad_command_line_values_are_usage_errors(show: pytest.Pytester, args: list[str], expected: str):

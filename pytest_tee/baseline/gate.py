@@ -232,6 +232,7 @@ def _rounds_hint(
     limit = (verdict.threshold_pct or 0.0) / 100.0
     growth: list[float] = []  # factors by which the rounds must grow, one per unmet condition
     floor = 0
+    room_low = room_high = 1.0
     if beyond:
         reason = f"a {abs(verdict.change_pct):.1f} % change beyond ±{verdict.threshold_pct:g} % that is not yet certain"
         if not excludes_one:  # the CI must clear "no change" on the side facing it
@@ -252,7 +253,12 @@ def _rounds_hint(
     effective = 2.0 / (1.0 / nb + 1.0 / nh)  # equal per-side rounds that would give today's CI width
     target = effective * max(growth, default=1.0)
     if not math.isfinite(target) or target > MAX_ROUNDS_HINT:
-        return None, f"{reason}; the estimate sits at the threshold, so more rounds are unlikely to decide it"
+        if not beyond and min(room_low, room_high) <= 0:
+            return None, f"{reason}; the estimate sits at the threshold, so more rounds are unlikely to decide it"
+        return None, (
+            f"{reason}; at this noise level deciding it would take more than {MAX_ROUNDS_HINT} rounds per side "
+            "(reduce the noise: pin threads, quiet the runner, or compare on one runner with pytest-tee ab)"
+        )
     more = max(1, math.ceil(target) - min(nb, nh), floor - min(nb, nh))
     return more, f"{reason}; about {more} more rounds per side would likely decide it"
 

@@ -89,7 +89,7 @@ def _latest(storage: Path, fingerprint: str, *, allow_env_mismatch: bool) -> Run
     if not runs and not any(entry.problem for entry in stored):
         raise BaselineMissing(
             f"no pytest-tee baseline in {storage} (searched {searched}); record one on the base branch with "
-            "--benchmark-autosave or --benchmark-save=NAME, or pass --tee-allow-missing-baseline for a first run"
+            "--benchmark-autosave or --benchmark-save=NAME"
         )
     matching = [entry for entry in runs if entry.run is not None and entry.run.fingerprint == fingerprint]
     pool = matching or (runs if allow_env_mismatch else [])

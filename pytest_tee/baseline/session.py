@@ -98,10 +98,9 @@ def _judge(
     except BaselineMissing as exc:
         if settings.allow_missing_baseline:
             return _message_report("no-baseline", EXIT_OK, f"{exc} — passing (--tee-allow-missing-baseline)")
-        message = str(exc)
-        if "--tee-allow-missing-baseline" not in message:
-            message += "; or pass --tee-allow-missing-baseline to pass without one"
-        return _message_report("no-baseline", EXIT_NO_BASELINE, message)
+        return _message_report(
+            "no-baseline", EXIT_NO_BASELINE, f"{exc}; or pass --tee-allow-missing-baseline for a branch's first run"
+        )
     except ComparisonRefused as exc:
         return _message_report("refused", EXIT_USAGE, str(exc))
     except RunFileError as exc:

@@ -286,6 +286,10 @@ def _cuda_absent_reason(environment: Environment) -> str:
         return "; ".join(f"{cuda.device_label(gpu)} {gpu.get('name')}: {gpu.get('reason')}" for gpu in gpus)
     checked = [item for item in environment.evidence if item.signal in cuda.SIGNALS]
     details = "; ".join(f"{item.signal} ({item.source}): {item.finding}" for item in checked)
+    driver_present = any(item.supports == "cuda" for item in checked)
+    if environment.sysroot not in ("", "/") and driver_present:
+        # The tree shows an NVIDIA driver, but GPUs are enumerated by NVML and torch, which see this machine only.
+        return "GPUs are not enumerated under a sysroot (NVML and torch would describe this machine) — " + details
     return "no NVIDIA GPU enumerated" + (f" — {details}" if details else "")
 
 

@@ -168,7 +168,8 @@ _CVM_KINDS = {"tdx": "tdx", "sev-snp": "sev-snp", "sev-es": "sev-es", "sev": "se
 def evidence(log: KernelLog) -> list[Evidence]:
     """One summary entry, then one entry per TEE-relevant line found (platform lines are platform.py's)."""
     if not log.readable:
-        return [Evidence(SIGNAL_LOG, log.source, f"unavailable ({log.reason})")]
+        reason = log.reason.removeprefix("unknown (").removesuffix(")") if log.reason else log.reason
+        return [Evidence(SIGNAL_LOG, log.source, f"unavailable ({reason})")]
     items: list[Evidence] = []
 
     def add(signal: str, key: str, supports: str | None) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
 from pytest_tee.measure.result import SCHEMA, ThroughputResult
 from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
@@ -29,7 +30,7 @@ class MeasureContext:
     host_snapshot: Mapping[str, Any]
     default_model: Callable[[], Any]  # -> LoadedModel, loaded only when the test passes no model
     make_prompt: Callable[..., Any]  # -> Prompt (input_ids, attention_mask, sha256, token_count, source)
-    benchmark: Any | None = None  # pytest-benchmark's fixture, when that plugin is active
+    benchmark: Callable[[], Any] | None = None  # -> pytest-benchmark's fixture, when that plugin is active
     threads: int | None = None
     gate_check: Callable[[str], GateCheck | None] | None = None  # fullname -> check, when a baseline is loaded
     progress: Callable[[str], None] | None = None
@@ -51,6 +52,8 @@ class TokensPerSecond:
         prompt: str | None = None,
         model: Any = None,
     ) -> ThroughputResult:
+        __tracebackhide__ = True  # this frame holds the prompt text as an argument; pytest would print it
+        prompt = confidential(prompt)
         if self._used:
             raise FixtureAlreadyUsed(
                 "tokens_per_second can be called once per test (one workload, one stored result); "
@@ -59,13 +62,18 @@ class TokensPerSecond:
         self._used = True
         context = self._context
         loaded = as_loaded(model) if model is not None else context.default_model()
-        requested = Workload(
-            prompt_tokens=_positive("prompt_tokens", prompt_tokens, context.default_workload.prompt_tokens),
-            new_tokens=_positive("new_tokens", new_tokens, context.default_workload.new_tokens),
-            batch=_positive("batch", batch, context.default_workload.batch),
-        )
+        try:
+            requested = Workload(
+                prompt_tokens=_positive("prompt_tokens", prompt_tokens, context.default_workload.prompt_tokens),
+                new_tokens=_positive("new_tokens", new_tokens, context.default_workload.new_tokens),
+                batch=_positive("batch", batch, context.default_workload.batch),
+            )
+            prompt_ids = context.make_prompt(loaded, requested, prompt)
+        except ValueError as exc:  # bad arguments or an unusable prompt: the test's input, not a crash
+            import pytest
+
+            pytest.fail(f"tokens_per_second: {exc}", pytrace=False)
         threads = _apply_threads(context.threads)
-        prompt_ids = context.make_prompt(loaded, requested, prompt)
         workload = Workload(prompt_ids.token_count, requested.new_tokens, requested.batch)
         device = str(loaded.device or context.execution_env.torch_device)
         runner = RoundRunner(
@@ -77,7 +85,9 @@ class TokensPerSecond:
         )
         log = RoundLog(workload, context.plan)
         gate_check = context.gate_check(context.fullname) if context.gate_check else None
-        self._run(runner, log, gate_check)
+        # Requested only now: a test skipped while loading its model leaves pytest-benchmark untouched.
+        bench = context.benchmark() if context.benchmark is not None else None
+        self._run(runner, log, gate_check, bench)
         record = self._record(loaded, workload, prompt_ids, log, threads)
         result = ThroughputResult(
             metrics=log.summaries(),
@@ -92,14 +102,13 @@ class TokensPerSecond:
         )
         if context.on_result is not None:
             context.on_result(record, result)
-        if context.benchmark is not None and not getattr(context.benchmark, "disabled", False):
-            context.benchmark.extra_info["tee"] = record
+        if bench is not None and not getattr(bench, "disabled", False):
+            bench.extra_info["tee"] = record
         self.result = result
         return result
 
     # ---------------------------------------------------------------------------------------------------------
-    def _run(self, runner: RoundRunner, log: RoundLog, gate_check: GateCheck | None) -> None:
-        context = self._context
+    def _run(self, runner: RoundRunner, log: RoundLog, gate_check: GateCheck | None, bench: Any) -> None:
         plan = log.plan
         state: dict[str, Any] = {"stopped": False, "started": None}
 
@@ -126,7 +135,6 @@ class TokensPerSecond:
                     log.stop_reason = reason
                     state["stopped"] = True
 
-        bench = context.benchmark
         if bench is not None and not getattr(bench, "disabled", False):
             bench.pedantic(target, setup=setup, teardown=teardown, rounds=plan.cap, warmup_rounds=plan.warmup)
             # pedantic needs its round count up front; rounds after an adaptive stop were no-ops: drop their times.
