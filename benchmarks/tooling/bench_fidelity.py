@@ -1,6 +1,6 @@
 """Does pytest-tee measure what a careful person with a stopwatch would? And what does its streamer cost?
 
-Run: ``pytest benchmarks/tooling/bench_fidelity.py -s`` (tiny model and the 1.5B synthetic shape; ~3 minutes on 2
+Run: ``pytest benchmarks/tooling/bench_fidelity.py -s`` (tiny model and the 1.5B synthetic shape; ~5 minutes on 2
 cores). Each repetition times, on the same model in the same process, in rotating order:
 
 - the plugin's round (``RoundRunner``: streamer stamps per token, the code ``tokens_per_second`` runs);
@@ -28,7 +28,7 @@ from pytest_tee.measure.timing import RoundRunner, TokenClock, Workload, generat
 
 CASES = [
     pytest.param("tiny-qwen2", 128, 64, 15, id="tiny-qwen2"),
-    pytest.param("r1-distill-qwen-1.5b", 32, 16, 5, id="r1-distill-qwen-1.5b"),
+    pytest.param("r1-distill-qwen-1.5b", 32, 16, 12, id="r1-distill-qwen-1.5b"),
 ]
 
 
