@@ -220,8 +220,9 @@ def _adaptive_gate(session: TeeSession) -> Any:
     from pytest_tee.baseline.session import adaptive_gate_check
 
     family = max(1, session.measuring_items) * len(settings.gate_rules)
+    history = getattr(session.baseline, "history", ())
     return lambda fullname: adaptive_gate_check(
-        baseline, fullname, settings.gate_rules, first_look=settings.rounds, family_size=family
+        baseline, fullname, settings.gate_rules, first_look=settings.rounds, family_size=family, history=history
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -25,8 +26,11 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 TEST = """
 import os
+import random
 
 from speed import RATE, SIDE
+
+JITTER = 1 + random.Random(os.getpid()).uniform(-0.01, 0.01)  # each session its own level, as on a real machine
 
 
 def test_decode(benchmark):
@@ -36,7 +40,7 @@ def test_decode(benchmark):
     workload = {"prompt_tokens": 4, "new_tokens": 4, "batch": 1}
     benchmark.extra_info["tee"] = {
         "schema": 1, "execution_env": "cpu", "checkpoint": {"id": "fake"}, "workload": workload, "metrics": {},
-        "samples": {"decode_tps": [RATE * (1 + 0.002 * i) for i in range(5)]},
+        "samples": {"decode_tps": [RATE * JITTER * (1 + 0.002 * i) for i in range(5)]},
         "comparison_key": {"workload": workload},
     }
 """
@@ -73,13 +77,18 @@ def worktrees(repo: Path) -> int:
     return git(repo, "worktree", "list", "--porcelain").count("worktree ")
 
 
-def test_ab_runs_abba_compares_and_cleans_up(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["ab", "--base", "HEAD", "--blocks", "2", *PYTEST_ARGS]) == 1
+def test_ab_runs_abba_blocks_judges_sessions_and_cleans_up(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["ab", "--base", "HEAD", "--blocks", "3", "--format", "json", *PYTEST_ARGS]) == 1
     order = (repo.parent / "order.log").read_text().split()
-    assert order == ["base", "head", "head", "base"]
+    assert order == ["base", "head", "head", "base", "head", "base", "base", "head", "base", "head", "head", "base"]
     captured = capsys.readouterr()
-    assert "✗ regressed" in captured.out
-    assert "block 2/2: head" in captured.err
+    (verdict,) = json.loads(captured.out)["verdicts"]
+    assert verdict["outcome"] == "regressed"
+    assert (verdict["model"], verdict["sessions_base"], verdict["sessions_head"], verdict["df"]) == ("blocks", 6, 6, 2)
+    assert verdict["ratio"] == pytest.approx(0.8, rel=0.03)
+    assert "block 3/3, session 12/12: base" in captured.err
+    assert "left (1 session)" in captured.err
+    assert "level (median of its rounds): decode_tps 8" in captured.err  # the head sessions, ~80 tok/s
     assert worktrees(repo) == 1
     assert list((repo.parent / "scratch").iterdir()) == []
     assert (repo / "speed.py").read_text().startswith('SIDE = "head"')  # the working tree is left alone
@@ -108,10 +117,23 @@ def test_ab_bad_revision_and_no_repository(
     assert "not inside a git repository" in capsys.readouterr().err
 
 
-def test_block_schedule_alternates() -> None:
+def test_block_schedule_alternates_abba_and_baab() -> None:
     sides = {"base": "B", "head": "H"}
-    order = [sides_name for _, sides_name in ab.block_schedule(3, sides)]  # type: ignore[arg-type]
-    assert order == ["B", "H", "H", "B", "B", "H"]
+    schedule = list(ab.block_schedule(3, sides))  # type: ignore[arg-type]
+    assert "".join(name for _, name in schedule) == "BHHB" + "HBBH" + "BHHB"
+    assert [block for block, _ in schedule] == [1] * 4 + [2] * 4 + [3] * 4
+
+
+def test_ab_says_how_many_more_blocks_an_inconclusive_verdict_needs() -> None:
+    from pytest_tee.baseline.gate import Verdict
+
+    open_verdict = Verdict(
+        "t.py::test_a", "decode_tps", 10, 9.3, 0.93, (0.85, 1.02), "inconclusive", rounds_hint=5, hint_unit="blocks"
+    )
+    decided = Verdict("t.py::test_b", "decode_tps", 10, 8, 0.8, (0.75, 0.85), "regressed")
+    (line,) = ab.still_needed([open_verdict, decided], blocks=6)
+    assert "about 5 more blocks (20 sessions)" in line
+    assert "--blocks 11" in line
 
 
 def test_merge_documents_concatenates_samples_per_benchmark() -> None:

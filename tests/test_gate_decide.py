@@ -1,4 +1,4 @@
-"""The statistical gate on synthetic samples: outcomes, directions, edges, determinism and error rates."""
+"""The round-level model (``gate.decide``, for rounds of one process) and the outcome rule shared by all models."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pytest_tee.baseline.gate import (
     decide,
     holm_adjust,
     is_gate_look,
-    verdict_settled,
 )
 
 CV = 0.10
@@ -151,13 +150,6 @@ def test_family_correction_demotes_borderline_regressions() -> None:
 def test_gate_looks_double() -> None:
     assert [n for n in range(1, 50) if is_gate_look(n, 5)] == [5, 10, 20, 40]
     assert not is_gate_look(3, 0)
-
-
-def test_verdict_settled_for_adaptive_rounds() -> None:
-    rng = np.random.default_rng(11)
-    base = lognormal(rng, 10.0, 8, 0.02)
-    assert verdict_settled(base, lognormal(rng, 8.0, 8, 0.02), 5.0, higher_is_better=True)
-    assert not verdict_settled(base, lognormal(rng, 9.6, 3, 0.2), 5.0, higher_is_better=True)
 
 
 def _rate(outcome: str, drop: float, rounds: int, pairs: int, seed: int) -> float:

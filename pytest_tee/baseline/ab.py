@@ -1,9 +1,17 @@
 """``pytest-tee ab --base REV [-- PYTEST-ARGS]``: same-runner A/B of a base revision against the working tree.
 
-The base revision is checked out in a temporary ``git worktree``; base and head pytest sessions then alternate in
-ABBA order (block 1 runs base then head, block 2 head then base, …) so that drift in the machine (heat, clock,
-neighbours) falls on both sides alike. Each side's per-round samples are merged across blocks and judged by the
-same gate as ``pytest-tee compare``. The worktree is removed afterwards, also on Ctrl-C or an error.
+The base revision is checked out in a temporary ``git worktree``; base and head pytest sessions then run in blocks
+of four — base, head, head, base in odd blocks, head, base, base, head in even ones — so that drift in the machine
+(heat, clocks, neighbours) falls on both sides alike and cancels within each block. Sessions, not rounds, are the
+unit: each session's level is the median of its rounds, and ``sessions.decide_blocks`` judges the per-block
+differences of mean log levels with a t-test over blocks. The worktree is removed afterwards, also on Ctrl-C or
+an error.
+
+Why 18 blocks by default: on a shared 2-vCPU runner session levels vary by ~9 % (log SD 0.09) from session to
+session. With sessions that noisy and independent, 18 blocks (72 sessions) are the fewest that catch a 10 % drop
+≥ 95 % of the time at 5 rounds a session with ≤ 1 % false alarms (simulated); on that runner, where ABBA also
+cancels drift, 10–12 blocks already did (docs/baselines-and-gating.md). Quieter runners need fewer: an
+inconclusive verdict says how many more blocks would likely decide it.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from pytest_tee.baseline.compare_command import add_gate_arguments, emit, rules_
 from pytest_tee.errors import InputError
 
 SIDES = ("base", "head")
+BLOCK_ORDERS = (("base", "head", "head", "base"), ("head", "base", "base", "head"))
+SESSIONS_PER_BLOCK = 4
+DEFAULT_BLOCKS = 18
 _JUDGING_VARIABLES = frozenset(
     {
         "PYTEST_TEE_COMPARE",
@@ -54,9 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--blocks",
         type=_positive_int,
-        default=4,
+        default=DEFAULT_BLOCKS,
         metavar="N",
-        help="base/head session pairs, run in ABBA order (default 4: base head head base base head head base)",
+        help=f"blocks of 4 sessions: base head head base, then head base base head, … (default {DEFAULT_BLOCKS}; "
+        "at least 3 to judge; a quiet runner needs fewer, an inconclusive verdict says how many more)",
     )
     add_gate_arguments(parser)
     parser.add_argument("pytest_args", nargs="*", metavar="PYTEST-ARGS", help="after --: arguments for each pytest run")
@@ -71,34 +83,102 @@ class Side:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_tee.baseline.compare import compare_runs
+    from pytest_tee.baseline.compare import compare_blocks
     from pytest_tee.results import run_from_document
 
     repo = _git_toplevel(Path.cwd())
     commit = _resolve_commit(repo, args.base)
     subdir = Path.cwd().resolve().relative_to(repo)
     head = Side("head", f"head {_describe_head(repo)}", repo, repo / subdir)
+    total = args.blocks * SESSIONS_PER_BLOCK
     with _base_worktree(repo, commit) as (worktree, scratch):
         base = Side("base", f"base {args.base} ({commit[:10]})", worktree, worktree / subdir)
-        documents: dict[str, list[dict[str, Any]]] = {"base": [], "head": []}
-        for block, side in block_schedule(args.blocks, {"base": base, "head": head}):
-            _progress(f"block {block}/{args.blocks}: {side.label}")
-            documents[side.name].append(_run_session(side, args.pytest_args, scratch / f"{side.name}-{block}"))
-    comparison = compare_runs(
-        run_from_document(merge_documents(documents["base"]), label=base.label),
-        run_from_document(merge_documents(documents["head"]), label=head.label),
+        documents: list[dict[str, list[dict[str, Any]]]] = [{"base": [], "head": []} for _ in range(args.blocks)]
+        durations: list[float] = []
+        for index, (block, side) in enumerate(block_schedule(args.blocks, {"base": base, "head": head}), start=1):
+            _progress(f"block {block}/{args.blocks}, session {index}/{total}: {side.label}")
+            started = time.monotonic()
+            document = _run_session(side, args.pytest_args, scratch / f"{side.name}-{index:03d}")
+            documents[block - 1][side.name].append(document)
+            level = session_level_line(document, rules_of(args))
+            if level:
+                _progress(f"  {level}")
+            durations.append(time.monotonic() - started)
+            if index < total:
+                left = (total - index) * sum(durations) / len(durations)
+                remaining = total - index
+                _progress(f"  about {_minutes(left)} left ({remaining} session{'s' if remaining != 1 else ''})")
+    blocks = [
+        (_session_runs(sides, "base", number), _session_runs(sides, "head", number))
+        for number, sides in enumerate(documents, start=1)
+    ]
+    comparison = compare_blocks(
+        run_from_document(merge_documents([d for sides in documents for d in sides["base"]]), label=base.label),
+        run_from_document(merge_documents([d for sides in documents for d in sides["head"]]), label=head.label),
+        blocks,
         rules_of(args),
         allow_env_mismatch=args.allow_env_mismatch,
         refuse_flag="--allow-env-mismatch",
     )
-    return emit(comparison, args)
+    code = emit(comparison, args)
+    for line in still_needed(comparison.verdicts, args.blocks):
+        _progress(line)
+    return code
+
+
+def _session_runs(sides: dict[str, list[dict[str, Any]]], name: str, block: int) -> list[Any]:
+    """One block's sessions of one side as runs (each judged on its own level)."""
+    from pytest_tee.results import RunFileError, run_from_document
+
+    runs = []
+    for position, document in enumerate(sides[name], start=1):
+        label = f"{name} session {position} of block {block}"
+        try:
+            runs.append(run_from_document(document, label=label))
+        except RunFileError as exc:
+            raise InputError(f"{label}: {exc}") from None
+    return runs
+
+
+def session_level_line(document: dict[str, Any], rules: Sequence[tuple[str, float]]) -> str:
+    """A session's level (median of its rounds) per gated metric, when it measured one benchmark (else "")."""
+    import statistics
+
+    benchmarks = [bench for bench in document.get("benchmarks", []) if isinstance(bench, dict)]
+    tee = (benchmarks[0].get("extra_info") or {}).get("tee") if len(benchmarks) == 1 else None
+    if not isinstance(tee, dict):
+        return ""
+    samples = tee.get("samples") or {}
+    levels = [
+        f"{metric} {statistics.median(values):.4g}"
+        for metric, _ in rules
+        if isinstance(values := samples.get(metric), list) and values
+    ]
+    return "level (median of its rounds): " + ", ".join(levels) if levels else ""
+
+
+def still_needed(verdicts: Sequence[Any], blocks: int) -> list[str]:
+    """For each inconclusive verdict with a block hint: the blocks and sessions that would likely decide it."""
+    lines = []
+    for verdict in verdicts:
+        if verdict.outcome != "inconclusive" or not verdict.rounds_hint or verdict.hint_unit != "blocks":
+            continue
+        more = verdict.rounds_hint
+        lines.append(
+            f"{verdict.benchmark} {verdict.metric}: inconclusive after {blocks} blocks; about {more} more blocks "
+            f"({more * SESSIONS_PER_BLOCK} sessions) would likely decide it: rerun with --blocks {blocks + more}"
+        )
+    return lines
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def block_schedule(blocks: int, sides: dict[str, Side]) -> Iterator[tuple[int, Side]]:
-    """(block number, side) in ABBA order: base first in odd blocks, head first in even ones."""
+    """(block number, side) in blocks of four: base head head base in odd blocks, head base base head in even ones."""
     for block in range(1, blocks + 1):
-        order = SIDES if block % 2 == 1 else tuple(reversed(SIDES))
-        for name in order:
+        for name in BLOCK_ORDERS[(block - 1) % 2]:
             yield block, sides[name]
 
 
@@ -194,7 +274,8 @@ def _tail(path: Path) -> str:
 
 
 def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One side's sessions as one run: per-round samples of each benchmark concatenated across sessions.
+    """One side's sessions as one run, for the output's header and what was measured (the verdicts come from the
+    sessions one by one): per-round samples of each benchmark concatenated across sessions.
 
     The first session's document is the template (machine info, commit); each benchmark's ``metrics``
     summaries and ``rounds`` are recomputed from the merged samples.

@@ -1,7 +1,9 @@
-"""Comparing two runs: match benchmarks, check that they measured the same thing, and judge each gated metric.
+"""Comparing runs: match benchmarks, check that they measured the same thing, and judge each gated metric.
 
-Used the same way by the plugin at session end, by ``pytest-tee compare`` and by ``pytest-tee ab``, so the three
-give the same verdicts for the same samples.
+``compare_runs`` judges one head session against a stored baseline (the plugin at session end and
+``pytest-tee compare``): with the baseline's history of stored runs when it holds ≥ 3, else with the fallback
+rule (``sessions.decide_stored``). ``compare_blocks`` judges the ABBA blocks of ``pytest-tee ab``
+(``sessions.decide_blocks``). Both return the same ``Comparison`` and apply the same refusals and Holm correction.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_tee.baseline.gate import DEFAULT_ALPHA, OUTCOMES, Verdict, apply_family_correction, decide
+from pytest_tee.baseline.gate import DEFAULT_ALPHA, OUTCOMES, Verdict, apply_family_correction
+from pytest_tee.baseline.sessions import HISTORY_LIMIT, decide_blocks, decide_stored
 from pytest_tee.errors import InputError
 from pytest_tee.results import Measurement, Run
 
@@ -109,14 +112,108 @@ def compare_runs(
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     refuse_flag: str = "--tee-allow-env-mismatch",
+    history: Sequence[Run] = (),
 ) -> Comparison:
-    """Judge every benchmark in both runs on every ``(metric, threshold_pct)`` rule.
+    """Judge every benchmark in both runs on every ``(metric, threshold_pct)`` rule: one head session against
+    the stored baseline ``base``.
 
+    ``history``: stored runs, newest first (``BaselineChoice.history``); those with the baseline's fingerprint
+    and, per benchmark, its comparison key measure the between-session noise (the baseline itself always counts;
+    the newest ``HISTORY_LIMIT`` are used). With fewer than 3 such runs the fallback rule judges and says so.
     Raises ComparisonRefused (listing each differing field) when the environment fingerprints or a benchmark's
     comparison key differ, unless ``allow_env_mismatch``; then the mismatches are kept in the result instead.
     ``decide_hook(benchmark=, metric=, base=, head=, threshold_pct=, higher_is_better=)`` may return a Verdict
     that replaces the built-in decision. Built-in verdicts are corrected for multiplicity (Holm, ``alpha``).
+    ``seed`` is accepted for compatibility; the session-level models are not random.
     """
+    del seed
+    base_by_name = base.by_fullname()
+    head_by_name = head.by_fullname()
+    stored = stored_history(base, head, history)
+
+    def judge(name: str, metric: str, threshold_pct: float, higher_is_better: bool) -> Verdict:
+        base_samples = base_by_name[name].samples(metric)
+        head_samples = head_by_name[name].samples(metric)
+        if decide_hook is not None:
+            replaced = decide_hook(
+                benchmark=name,
+                metric=metric,
+                base=list(base_samples),
+                head=list(head_samples),
+                threshold_pct=threshold_pct,
+                higher_is_better=higher_is_better,
+            )
+            if replaced is not None:
+                return _checked_hook_verdict(
+                    replaced, threshold_pct, len(base_samples), len(head_samples), higher_is_better
+                )
+        return decide_stored(
+            name,
+            metric,
+            base_samples,
+            head_samples,
+            threshold_pct,
+            higher_is_better=higher_is_better,
+            history=history_samples(base_by_name[name], name, metric, stored),
+            alpha=alpha,
+        )
+
+    return _compare(
+        base, head, rules, judge, allow_env_mismatch=allow_env_mismatch, alpha=alpha, refuse_flag=refuse_flag
+    )
+
+
+def compare_blocks(
+    base: Run,
+    head: Run,
+    blocks: Sequence[tuple[Sequence[Run], Sequence[Run]]],
+    rules: Sequence[tuple[str, float]],
+    *,
+    allow_env_mismatch: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    refuse_flag: str = "--allow-env-mismatch",
+) -> Comparison:
+    """Judge same-runner A/B blocks: ``blocks`` holds each block's (base sessions, head sessions) as runs.
+
+    ``base``/``head`` stand for each side as a whole (e.g. its sessions merged): they give the benchmark lists,
+    the refusals and the header of the output. Every session is also checked against the first base session.
+    """
+    sessions = [run for pair in blocks for side in pair for run in side]
+    mismatches = [mismatch for run in sessions for mismatch in environment_mismatches(base, run)]
+    if mismatches and not allow_env_mismatch:
+        raise ComparisonRefused(mismatches[:1], flag=refuse_flag)
+
+    def judge(name: str, metric: str, threshold_pct: float, higher_is_better: bool) -> Verdict:
+        def rounds(runs: Sequence[Run]) -> list[list[float]]:
+            return [measured.samples(metric) for run in runs if (measured := run.by_fullname().get(name)) is not None]
+
+        return decide_blocks(
+            name,
+            metric,
+            [(rounds(base_sessions), rounds(head_sessions)) for base_sessions, head_sessions in blocks],
+            threshold_pct,
+            higher_is_better=higher_is_better,
+            alpha=alpha,
+        )
+
+    return _compare(
+        base, head, rules, judge, allow_env_mismatch=allow_env_mismatch, alpha=alpha, refuse_flag=refuse_flag
+    )
+
+
+Judge = Callable[[str, str, float, bool], Verdict]
+
+
+def _compare(
+    base: Run,
+    head: Run,
+    rules: Sequence[tuple[str, float]],
+    judge: Judge,
+    *,
+    allow_env_mismatch: bool,
+    alpha: float,
+    refuse_flag: str,
+) -> Comparison:
     from pytest_tee.measure.metrics import METRICS
 
     base_by_name = base.by_fullname()
@@ -135,25 +232,11 @@ def compare_runs(
     not_applicable: list[tuple[str, str]] = []
     for name in common:
         for metric, threshold_pct in rules:
-            base_samples = base_by_name[name].samples(metric)
-            head_samples = head_by_name[name].samples(metric)
-            if not base_samples and not head_samples:
+            if not base_by_name[name].samples(metric) and not head_by_name[name].samples(metric):
                 not_applicable.append((name, metric))
                 continue
             higher_is_better = _higher_is_better(metric, head_by_name[name], METRICS)
-            verdicts.append(
-                _judge(
-                    name,
-                    metric,
-                    base_samples,
-                    head_samples,
-                    threshold_pct,
-                    higher_is_better,
-                    decide_hook=decide_hook,
-                    alpha=alpha,
-                    seed=seed,
-                )
-            )
+            verdicts.append(judge(name, metric, threshold_pct, higher_is_better))
     return Comparison(
         base=base,
         head=head,
@@ -167,41 +250,38 @@ def compare_runs(
     )
 
 
-def _judge(
-    name: str,
-    metric: str,
-    base_samples: list[float],
-    head_samples: list[float],
-    threshold_pct: float,
-    higher_is_better: bool,
-    *,
-    decide_hook: DecideHook | None,
-    alpha: float,
-    seed: int,
-) -> Verdict:
-    if decide_hook is not None:
-        replaced = decide_hook(
-            benchmark=name,
-            metric=metric,
-            base=list(base_samples),
-            head=list(head_samples),
-            threshold_pct=threshold_pct,
-            higher_is_better=higher_is_better,
-        )
-        if replaced is not None:
-            return _checked_hook_verdict(
-                replaced, threshold_pct, len(base_samples), len(head_samples), higher_is_better
-            )
-    return decide(
-        name,
-        metric,
-        base_samples,
-        head_samples,
-        threshold_pct,
-        higher_is_better=higher_is_better,
-        alpha=alpha,
-        seed=seed,
-    )
+def stored_history(base: Run, head: Run, history: Sequence[Run]) -> list[Run]:
+    """The baseline first, then the other stored runs of its environment (not the head, nothing twice)."""
+    seen = {_identity(base), _identity(head)}
+    runs = [base]
+    for run in history:
+        identity = _identity(run)
+        if identity in seen or run.fingerprint != base.fingerprint:
+            continue
+        seen.add(identity)
+        runs.append(run)
+    return runs
+
+
+def _identity(run: Run) -> object:
+    if run.path is not None:
+        return run.path.resolve()
+    return id(run)
+
+
+def history_samples(base: Measurement, name: str, metric: str, stored: Sequence[Run]) -> list[list[float]]:
+    """Rounds of ``metric`` in the stored runs that measured this benchmark with the baseline's comparison key."""
+    found: list[list[float]] = []
+    for run in stored:
+        measured = run.by_fullname().get(name)
+        if measured is None or dict(measured.comparison_key) != dict(base.comparison_key):
+            continue
+        samples = measured.samples(metric)
+        if samples:
+            found.append(samples)
+        if len(found) == HISTORY_LIMIT:
+            break
+    return found
 
 
 def _higher_is_better(metric: str, measurement: Measurement, known: Mapping[str, Any]) -> bool:

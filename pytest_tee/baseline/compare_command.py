@@ -1,4 +1,6 @@
-"""``pytest-tee compare BASE HEAD``: the regression gate over two saved runs, with the plugin's verdicts.
+"""``pytest-tee compare BASE HEAD [--history DIR]``: the regression gate over two saved runs, with the plugin's
+verdicts. ``--history`` names a storage folder whose runs of the baseline's environment measure the between-session
+noise (as the plugin's own storage does); without it, or with fewer than 3 such runs, the fallback rule judges.
 
 Exit 1 on a regression (or an inconclusive verdict with ``--fail-inconclusive``), 0 otherwise, 2 on bad input:
 a missing or corrupt file, or runs that are not comparable without ``--allow-env-mismatch``.
@@ -27,6 +29,13 @@ def fail_drop_rules(text: str) -> tuple[tuple[str, float], ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("base", metavar="BASE", help="the baseline run (a saved pytest-benchmark JSON file)")
     parser.add_argument("head", metavar="HEAD", help="the run to judge (a saved pytest-benchmark JSON file)")
+    parser.add_argument(
+        "--history",
+        metavar="DIR",
+        default=None,
+        help="a folder of stored runs (e.g. .benchmarks): those with the baseline's fingerprint measure the "
+        "between-session noise (3 or more needed; the newest 10 are used)",
+    )
     add_gate_arguments(parser)
 
 
@@ -59,9 +68,30 @@ def run(args: argparse.Namespace) -> int:
     base = load_run(args.base)
     head = load_run(args.head)
     comparison = compare_runs(
-        base, head, rules_of(args), allow_env_mismatch=args.allow_env_mismatch, refuse_flag="--allow-env-mismatch"
+        base,
+        head,
+        rules_of(args),
+        allow_env_mismatch=args.allow_env_mismatch,
+        refuse_flag="--allow-env-mismatch",
+        history=_history(args.history, base),
     )
     return emit(comparison, args)
+
+
+def _history(folder: str | None, base: Any) -> list[Any]:
+    from pathlib import Path
+
+    from pytest_tee.baseline.select import history_runs
+    from pytest_tee.errors import InputError
+
+    if folder is None:
+        return []
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise InputError(
+            f"--history {folder!r}: not a folder (give the storage folder of saved runs, e.g. .benchmarks)"
+        )
+    return history_runs(path, base.fingerprint, include=base)
 
 
 def emit(comparison: Any, args: argparse.Namespace) -> int:

@@ -1,11 +1,12 @@
-"""The statistical gate: one verdict per benchmark and metric from the base and head per-round samples.
+"""The verdict record and the rule that turns an estimate, its CI and a p-value into an outcome.
 
-The effect is the ratio of medians ``median(head) / median(base)`` with a seeded percentile-bootstrap 95 % CI
-(each arm resampled on its own, vectorised with numpy). A one-sided Mann–Whitney U test in the direction of the
-estimated change is the second condition for ``regressed``/``improved``: a bootstrap interval of a median from
-5 rounds is coarse and its coverage depends on the data, while the test's error rate holds whatever the
-distribution, so it is what bounds the false-alarm rate. ``docs/baselines-and-gating.md`` explains the choices
-and the simulated error rates.
+Which model estimates the change is chosen by the caller: the session-level models in ``sessions.py`` (ABBA
+blocks, a head session against stored runs, one session a side) for everything the gate judges, because sessions
+of the same code differ by more than rounds do; or ``decide`` here, the round-level model (ratio of medians with a
+seeded percentile-bootstrap 95 % CI, plus a one-sided Mann–Whitney U test), which assumes that the rounds of base
+and head are exchangeable — true only for rounds taken in one process, interleaved. ``classify`` is shared: the
+same outcome rule whatever the model, and the "how much more data" hint of the model that judged it.
+``docs/baselines-and-gating.md`` explains the choices and the measured error rates.
 
 numpy and scipy are imported inside the functions: pytest imports this module at start-up through the plugin.
 """
@@ -30,8 +31,12 @@ _EDGE = 1e-9  # an estimate exactly on the threshold is not beyond it, whatever 
 class Verdict:
     """The gate's answer for one benchmark and metric.
 
-    ``base``/``head`` are the medians of the per-round samples, ``ratio`` = head / base, ``ci95`` its 95 %
-    bootstrap interval. ``outcome`` is ``regressed``, ``improved``, ``unchanged`` or ``inconclusive``.
+    ``base``/``head`` are the levels compared (the median of the rounds of one session; with several sessions a
+    side, the geometric mean of their medians), ``ratio`` = the estimated head / base, ``ci95`` its 95 % interval.
+    ``outcome`` is ``regressed``, ``improved``, ``unchanged`` or ``inconclusive``. ``model`` names the model that
+    judged it (``blocks``, ``history``, ``single`` or ``rounds``; ``method`` says it in words). ``rounds_hint``
+    counts ``hint_unit``s: more rounds per side, more blocks, more stored runs, or (``ab blocks``) the blocks of a
+    ``pytest-tee ab`` run that would likely decide an inconclusive verdict.
     """
 
     benchmark: str
@@ -45,10 +50,17 @@ class Verdict:
     n_base: int | None = None
     n_head: int | None = None
     higher_is_better: bool | None = None
-    rounds_hint: int | None = None  # inconclusive: about this many more rounds per side would likely decide it
+    rounds_hint: int | None = None  # inconclusive: about this many more ``hint_unit``s would likely decide it
     note: str = ""
-    p_value: float | None = None  # one-sided Mann–Whitney p in the direction of the estimated change
+    p_value: float | None = None  # one-sided p (t or Mann–Whitney) in the direction of the estimated change
     p_adjusted: float | None = None  # p_value after Holm's correction over the comparison's verdicts
+    model: str = "rounds"  # "blocks", "history", "single" (session-level) or "rounds" (round-level, one process)
+    method: str = ""  # the model in words, with its numbers (sessions, noise, degrees of freedom)
+    hint_unit: str = "rounds"  # what rounds_hint counts: "rounds", "blocks", "stored runs" or "ab blocks"
+    sessions_base: int | None = None  # base-side sessions behind the verdict (history: the stored runs used)
+    sessions_head: int | None = None
+    se_log: float | None = None  # standard error of log(ratio) (session-level models)
+    df: float | None = None  # degrees of freedom of the t distribution used (session-level models)
 
     @property
     def change_pct(self) -> float:
@@ -73,10 +85,17 @@ class Verdict:
             "note": self.note,
             "p_value": self.p_value,
             "p_adjusted": self.p_adjusted,
+            "model": self.model,
+            "method": self.method,
+            "hint_unit": self.hint_unit,
+            "sessions_base": self.sessions_base,
+            "sessions_head": self.sessions_head,
+            "se_log": _finite_or_none(self.se_log),
+            "df": self.df,
         }
 
 
-def _finite_or_none(value: float) -> float | None:
+def _finite_or_none(value: float | None) -> float | None:
     # JSON has no NaN; "no value" is null.
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -93,8 +112,10 @@ def decide(
     seed: int = 0,
     resamples: int = DEFAULT_RESAMPLES,
 ) -> Verdict:
-    """The verdict for one benchmark and metric from its per-round samples.
+    """The round-level verdict: per-round samples of base and head treated as exchangeable.
 
+    Valid only when the rounds of both sides come from one process with interleaved rounds; two separate sessions
+    differ by more than their rounds do (use ``sessions.decide_stored`` or ``sessions.decide_blocks`` for them).
     ``regressed``: the CI excludes "no change" on the bad side, the estimate is worse than ``threshold_pct``,
     and the one-sided Mann–Whitney p is at most ``alpha``. ``improved``: the same on the good side.
     ``unchanged``: the whole CI lies within ±``threshold_pct``. ``inconclusive``: anything else, with
@@ -128,8 +149,18 @@ def decide(
     ci95 = bootstrap_ratio_ci(base, head, seed=seed, resamples=resamples)
     ratio = head_median / base_median
     p_value = mann_whitney_p(base, head, head_lower=ratio < 1.0)  # tested in the direction of the estimate
+    method = f"rounds: {nb} vs {nh} rounds treated as exchangeable (bootstrap CI, Mann–Whitney)"
     verdict = Verdict(
-        benchmark, metric, base_median, head_median, ratio, ci95, "inconclusive", p_value=p_value, **common
+        benchmark,
+        metric,
+        base_median,
+        head_median,
+        ratio,
+        ci95,
+        "inconclusive",
+        p_value=p_value,
+        method=method,
+        **common,
     )
     return classify(verdict, alpha=alpha)
 
@@ -185,11 +216,10 @@ def mann_whitney_p(base: Sequence[float], head: Sequence[float], *, head_lower: 
 def classify(
     verdict: Verdict, *, alpha: float = DEFAULT_ALPHA, p_value: float | None = None, family_size: int = 1
 ) -> Verdict:
-    """The verdict's outcome (and rounds hint) from its ratio, CI and p-value.
+    """The verdict's outcome (and hint) from its ratio, CI and p-value — the same rule for every model.
 
     ``p_value`` overrides ``verdict.p_value`` (used with the Holm-adjusted p; ``family_size`` is then the
-    number of comparisons, for the rounds hint). Verdicts that were too short to test (no CI) are returned
-    as they are.
+    number of comparisons, for the hint). Verdicts that could not be tested (no CI) are returned as they are.
     """
     low, high = verdict.ci95
     if not (math.isfinite(low) and math.isfinite(high)) or verdict.threshold_pct is None:
@@ -202,15 +232,33 @@ def classify(
     beyond = abs(change) > limit + _EDGE
     excludes_one = high < 1.0 if change < 0 else low > 1.0
     significant = p is not None and p <= alpha
+    standing = _standing_note(verdict)
     if beyond and excludes_one and significant:
         outcome = "regressed" if _is_worse(ratio, higher) else "improved"
-        return replace(verdict, outcome=outcome, rounds_hint=None, note="")
+        return replace(verdict, outcome=outcome, rounds_hint=None, note=standing)
     if 1.0 - limit - _EDGE <= low and high <= 1.0 + limit + _EDGE:
-        return replace(verdict, outcome="unchanged", rounds_hint=None, note="")
-    hint, note = _rounds_hint(
-        verdict, beyond=beyond, excludes_one=excludes_one, p=p, alpha=alpha, floor_alpha=alpha / max(1, family_size)
-    )
-    return replace(verdict, outcome="inconclusive", rounds_hint=hint, note=note)
+        return replace(verdict, outcome="unchanged", rounds_hint=None, note=standing)
+    floor_alpha = alpha / max(1, family_size)
+    if verdict.model == "rounds":
+        hint, note = _rounds_hint(
+            verdict, beyond=beyond, excludes_one=excludes_one, p=p, alpha=alpha, floor_alpha=floor_alpha
+        )
+        unit = "rounds"
+    else:
+        from pytest_tee.baseline.sessions import session_hint
+
+        hint, unit, note = session_hint(verdict, beyond=beyond, alpha=floor_alpha)
+    note = "; ".join(part for part in (note, standing) if part)
+    return replace(verdict, outcome="inconclusive", rounds_hint=hint, hint_unit=unit, note=note)
+
+
+def _standing_note(verdict: Verdict) -> str:
+    """What every verdict of this model must say, whatever its outcome (the unmeasured session noise)."""
+    if verdict.model != "single":
+        return ""
+    from pytest_tee.baseline.sessions import unmeasured_noise_note
+
+    return unmeasured_noise_note(verdict.sessions_base or 1)
 
 
 def _rounds_hint(
@@ -302,26 +350,6 @@ def apply_family_correction(verdicts: Sequence[Verdict], *, alpha: float = DEFAU
             judged = replace(judged, note=f"{judged.note}; {holm}" if judged.note else holm)
         result[index] = judged
     return result
-
-
-def verdict_settled(
-    base_samples: Sequence[float],
-    head_samples: Sequence[float],
-    threshold_pct: float,
-    *,
-    higher_is_better: bool,
-    alpha: float = DEFAULT_ALPHA,
-    seed: int = 0,
-) -> bool:
-    """Whether the head samples so far already decide the verdict against the baseline (for adaptive rounds).
-
-    Consult it only where ``is_gate_look`` says so. ``alpha`` should be the family's alpha divided by the number
-    of gated comparisons in the session: a p-value that passes that also passes Holm's correction at the end.
-    """
-    verdict = decide(
-        "", "", base_samples, head_samples, threshold_pct, higher_is_better=higher_is_better, alpha=alpha, seed=seed
-    )
-    return verdict.outcome != "inconclusive"
 
 
 def is_gate_look(rounds_done: int, first_look: int) -> bool:

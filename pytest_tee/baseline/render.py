@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_tee.baseline.compare import Comparison
 from pytest_tee.baseline.gate import Verdict
+from pytest_tee.baseline.sessions import FALLBACK_NOISE_RATIO
 from pytest_tee.measure.table import format_table
 from pytest_tee.report.formatting import number
 from pytest_tee.results import Run
@@ -76,7 +77,10 @@ def _change_cell(verdict: Verdict) -> str:
 def _verdict_cell(verdict: Verdict) -> str:
     text = f"{_MARKS.get(verdict.outcome, '')} {verdict.outcome}".strip()
     if verdict.outcome == "inconclusive" and verdict.rounds_hint:
-        text += f" (+{verdict.rounds_hint} rounds)"
+        if verdict.hint_unit == "ab blocks":
+            text += f" (ab --blocks {verdict.rounds_hint})"
+        else:
+            text += f" (+{verdict.rounds_hint} {verdict.hint_unit})"
     return text
 
 
@@ -111,14 +115,30 @@ COLUMNS = (
 )
 
 
+_MODEL_LEGEND = {
+    "blocks": "judged by ABBA blocks: per block, head − base of the mean log session medians (a session's level is "
+    "the median of its rounds); t-interval and t-test over blocks",
+    "history": "judged as one head session against the stored baseline; the spread of up to 10 stored runs with "
+    "this fingerprint measures the between-session noise, never taken below what the two sessions' own rounds "
+    "imply (t-test)",
+    "single": "judged as one session a side; the between-session noise is not measured (fewer than 3 stored runs) "
+    f"and is assumed to be {FALLBACK_NOISE_RATIO:g} × the round-to-round noise (t-test)",
+    "rounds": "judged on rounds as exchangeable samples: bootstrap CI of the ratio of medians and a one-sided "
+    "Mann–Whitney test",
+}
+
+
 def legend(comparison: Comparison) -> list[str]:
     tested = sum(1 for verdict in comparison.verdicts if verdict.p_value is not None)
     family = f", Holm-corrected over {tested} comparisons" if tested > 1 else ""
+    models = list(dict.fromkeys(verdict.model for verdict in comparison.verdicts if verdict.p_value is not None))
     return [
-        "✗ regressed: worse than base by more than the limit, with confidence: the 95 % bootstrap CI of "
-        f"head/base excludes 1 and a one-sided Mann–Whitney test gives p ≤ {comparison.alpha:g}{family}",
+        "✗ regressed: worse than base by more than the limit, with confidence: the 95 % CI of head/base excludes 1 "
+        f"and a one-sided test gives p ≤ {comparison.alpha:g}{family}",
         "↑ improved: the same in the good direction · = unchanged: the whole CI lies within ±limit",
-        "? inconclusive: neither yet; (+N rounds) is about how many more rounds per side would likely decide it",
+        "? inconclusive: neither yet; (+N blocks / stored runs / rounds) is about how many more would likely decide "
+        "it; (ab --blocks N) names the same-runner A/B that would likely decide it",
+        *(_MODEL_LEGEND[model] for model in models if model in _MODEL_LEGEND),
     ]
 
 
@@ -141,12 +161,19 @@ def _describe_run(run: Run) -> str:
     return ", ".join(parts)
 
 
+_SHARED_NOTE = "between-session noise not measured"  # the fallback's caveat: said once, not on every line
+
+
 def _notes(comparison: Comparison, short: dict[str, str]) -> list[str]:
-    lines = [
-        f"{short.get(v.benchmark, v.benchmark)} {v.metric}: {v.note}"
-        for v in comparison.verdicts
-        if v.note and v.outcome != "unchanged"
-    ]
+    lines: list[str] = []
+    shared: list[str] = []
+    for v in comparison.verdicts:
+        parts = [part for part in v.note.split("; ") if part]
+        shared += [part for part in parts if part.startswith(_SHARED_NOTE) and part not in shared]
+        own = "; ".join(part for part in parts if not part.startswith(_SHARED_NOTE))
+        if own and v.outcome != "unchanged":
+            lines.append(f"{short.get(v.benchmark, v.benchmark)} {v.metric}: {own}")
+    lines += shared
     lines += [f"compared despite differences — {mismatch.describe()}" for mismatch in comparison.mismatches]
     lines += [f"not compared: {name}" for name in comparison.unmatched]
     lines += [

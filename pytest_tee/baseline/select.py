@@ -18,6 +18,7 @@ from pytest_tee.errors import InputError
 from pytest_tee.results import Run, RunFileError, load_run, storage_run_files
 
 DEFAULT_STORAGE = "file://./.benchmarks"
+HISTORY_LIMIT = 10  # as sessions.HISTORY_LIMIT: the stored runs that measure the between-session noise
 _RUN_NUMBER = re.compile(r"^\d{1,4}$")
 _AUTOSAVE_TIME = re.compile(r"_(\d{8}_\d{6})(?:_uncommitted-changes)?\.json$")  # pytest-benchmark's get_tag()
 
@@ -69,6 +70,33 @@ def select_baseline(storage: Path, spec: str, fingerprint: str, *, allow_env_mis
     return load_run(path)
 
 
+def history_runs(
+    folder: Path, fingerprint: str, *, include: Run | None = None, limit: int = HISTORY_LIMIT
+) -> list[Run]:
+    """The stored runs that measure the between-session noise: ``include`` (the chosen baseline) first, then the
+    newest other pytest-tee runs under ``folder`` (any depth) with this environment ``fingerprint``, ``limit`` in
+    all. Files that cannot be read, or hold no pytest-tee data, are passed over: they are not the baseline.
+    """
+    if limit < 1:
+        return []
+    chosen: list[Run] = [include] if include is not None else []
+    skip = {include.path.resolve()} if include is not None and include.path is not None else set()
+    files = sorted(path for path in folder.rglob("*.json") if path.is_file()) if folder.is_dir() else []
+    entries = []
+    for path in files:
+        if path.resolve() in skip:
+            continue
+        try:
+            run = load_run(path)
+        except RunFileError:
+            continue
+        if run.fingerprint == fingerprint:
+            entries.append(_Stored(path, run, None))
+    entries.sort(key=_newness, reverse=True)
+    chosen += [entry.run for entry in entries if entry.run is not None]
+    return chosen[:limit]
+
+
 @dataclass(frozen=True)
 class _Stored:
     """One file in storage: a usable run, or why it is unusable."""
@@ -79,7 +107,8 @@ class _Stored:
 
     @property
     def number(self) -> int:
-        return int(self.path.name[:4])
+        prefix = self.path.name[:4]
+        return int(prefix) if prefix.isdigit() else -1
 
 
 def _latest(storage: Path, fingerprint: str, *, allow_env_mismatch: bool) -> Run:

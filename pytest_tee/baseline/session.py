@@ -3,9 +3,11 @@
 The baseline must be chosen before pytest-benchmark saves this session's own run (its ``pytest_sessionfinish``
 hookwrapper saves before any plain ``pytest_sessionfinish`` runs), or ``latest`` would be this very session.
 So the plugin calls ``choose_baseline`` once the environment is known (``pytest_configure``), keeps the
-``BaselineChoice``, and passes it to ``run_gate`` in ``pytest_sessionfinish``; it prints ``GateReport.text``,
+``BaselineChoice`` (the baseline and its history: the stored runs of the same environment that measure the
+between-session noise), and passes it to ``run_gate`` in ``pytest_sessionfinish``; it prints ``GateReport.text``,
 adds ``GateReport.markdown`` to the summary and sets ``session.exitstatus`` from ``GateReport.exit_code``.
-Neither raises for bad input: every outcome is a report. ``adaptive_gate_check`` serves adaptive rounds.
+Neither raises for bad input: every outcome is a report. ``adaptive_gate_check`` serves adaptive rounds with the
+same decision as the final gate.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_tee.baseline.compare import Comparison, ComparisonRefused, DecideHook, compare_runs
-from pytest_tee.baseline.gate import DEFAULT_ALPHA, is_gate_look, verdict_settled
-from pytest_tee.baseline.select import BaselineMissing, select_baseline, storage_path
+from pytest_tee.baseline.gate import DEFAULT_ALPHA, is_gate_look
+from pytest_tee.baseline.select import BaselineMissing, history_runs, select_baseline, storage_path
 from pytest_tee.errors import InputError
 from pytest_tee.results import Run, RunFileError
 
@@ -32,10 +34,15 @@ EXIT_NO_BASELINE = 6  # distinct, so CI can tell "first run on this branch" from
 
 @dataclass(frozen=True)
 class BaselineChoice:
-    """The baseline run, or why there is none (kept from session start to session end)."""
+    """The baseline run, or why there is none (kept from session start to session end).
+
+    ``history``: the newest stored runs (≤ 10) with the baseline's environment fingerprint, the baseline first;
+    with 3 or more the gate measures the between-session noise from them instead of assuming it.
+    """
 
     run: Run | None
     error: InputError | None = None
+    history: tuple[Run, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,8 @@ def choose_baseline(settings: Settings, *, storage_uri: str, fingerprint: str) -
     try:
         storage = storage_path(storage_uri)
         spec = settings.compare or "latest"
-        return BaselineChoice(
-            select_baseline(storage, spec, fingerprint, allow_env_mismatch=settings.allow_env_mismatch)
-        )
+        run = select_baseline(storage, spec, fingerprint, allow_env_mismatch=settings.allow_env_mismatch)
+        return BaselineChoice(run, history=tuple(history_runs(storage, run.fingerprint, include=run)))
     except InputError as exc:  # BaselineMissing, RunFileError, an ambiguous run number, a non-file storage
         return BaselineChoice(None, exc)
 
@@ -94,6 +100,7 @@ def _judge(
             settings.gate_rules,
             allow_env_mismatch=settings.allow_env_mismatch,
             decide_hook=decide_hook,
+            history=baseline.history,
         )
     except BaselineMissing as exc:
         if settings.allow_missing_baseline:
@@ -139,35 +146,49 @@ def adaptive_gate_check(
     first_look: int,
     family_size: int = 1,
     alpha: float = DEFAULT_ALPHA,
+    history: Sequence[Run] = (),
 ) -> Callable[[Any], str | None] | None:
     """For adaptive rounds: a check that takes the round log (anything with ``samples(metric)``) and returns a
-    note while the verdict against the baseline is still open (keep sampling), or None once it is decided.
+    note while the verdict against the baseline is still open and more rounds could close it (keep sampling),
+    or None (stop).
 
-    None when the baseline has no such benchmark. The gate is consulted at ``first_look`` rounds and at each
-    doubling (``is_gate_look``), with alpha split over ``family_size`` gated comparisons, so stopping early
-    keeps the false-alarm rate of fixed rounds.
+    It judges as the final gate does (``sessions.decide_stored``, with ``history`` = ``BaselineChoice.history``).
+    Against stored runs the allowance is the between-session noise, which more rounds of this session do not
+    shrink, so an open verdict that only more sessions could decide stops sampling too. None when the baseline has
+    no such benchmark. The gate is consulted at ``first_look`` rounds and at each doubling (``is_gate_look``), with
+    alpha split over ``family_size`` gated comparisons, so stopping early keeps the false-alarm rate of fixed rounds.
     """
+    from pytest_tee.baseline.compare import history_samples, stored_history
+    from pytest_tee.baseline.sessions import decide_stored, rounds_could_decide
     from pytest_tee.measure.metrics import METRICS
 
     measurement = baseline.by_fullname().get(fullname) if baseline is not None else None
-    if measurement is None:
+    if baseline is None or measurement is None:
         return None
     gated = [(metric, pct, measurement.samples(metric)) for metric, pct in rules if measurement.samples(metric)]
     if not gated:
         return None
+    stored = stored_history(baseline, baseline, history)
     per_comparison = alpha / max(1, family_size)
 
     def check(log: Any) -> str | None:
         done = max(len(log.samples(metric)) for metric, _, _ in gated)
         if not is_gate_look(done, first_look):
             return f"gate: next look after {_next_look(done, first_look)} rounds"
-        open_metrics = [
-            metric
-            for metric, pct, base in gated
-            if not verdict_settled(
-                base, log.samples(metric), pct, higher_is_better=METRICS[metric].higher_is_better, alpha=per_comparison
+        open_metrics = []
+        for metric, pct, base in gated:
+            verdict = decide_stored(
+                fullname,
+                metric,
+                base,
+                log.samples(metric),
+                pct,
+                higher_is_better=METRICS[metric].higher_is_better,
+                history=history_samples(measurement, fullname, metric, stored),
+                alpha=per_comparison,
             )
-        ]
+            if rounds_could_decide(verdict, alpha=per_comparison):
+                open_metrics.append(metric)
         return f"gate: {', '.join(open_metrics)} inconclusive after {done} rounds" if open_metrics else None
 
     return check
