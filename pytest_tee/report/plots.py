@@ -193,6 +193,12 @@ def _decode_panel(ax: Axes, report: Report) -> None:
                         ha="center", fontsize=7)  # fmt: skip
     _row_axis(ax, rows)
     ax.set_yscale("log")
+    # Plain numbers on the log axis ("5" rather than "5 × 10⁰"): the values themselves are what readers compare.
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _position: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_ylabel("decode tok/s (median, 95 % CI; log scale)")
     ax.set_title("Decode throughput per checkpoint and environment")
     ax.legend(title="environment", fontsize=8)
