@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,23 +183,6 @@ def run_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             raise RunFileError(f"{path}: no such file or folder")
     return found
-
-
-def load_runs(paths: Sequence[str | os.PathLike[str]], *, skip_foreign: bool = False) -> list[Run]:
-    """Every run under ``paths``; with ``skip_foreign``, files that are not pytest-tee runs are passed over.
-
-    Passing over is only for folders, which may hold other pytest-benchmark runs; a file named explicitly
-    that cannot be used is always an error.
-    """
-    runs: list[Run] = []
-    explicit = {Path(p) for p in paths if not Path(p).is_dir()}
-    for file in run_files(paths):
-        try:
-            runs.append(load_run(file))
-        except RunFileError:
-            if not skip_foreign or file in explicit:
-                raise
-    return runs
 
 
 def storage_run_files(storage: Path) -> list[Path]:

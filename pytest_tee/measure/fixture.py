@@ -88,13 +88,14 @@ class TokensPerSecond:
         # Requested only now: a test skipped while loading its model leaves pytest-benchmark untouched.
         bench = context.benchmark() if context.benchmark is not None else None
         self._run(runner, log, gate_check, bench)
-        record = self._record(loaded, workload, prompt_ids, log, threads)
+        summaries = log.summaries()
+        record = self._record(loaded, workload, prompt_ids, log, threads, summaries)
         result = ThroughputResult(
-            metrics=log.summaries(),
+            metrics=summaries,
             rounds=len(log.measured_rounds),
             warmup=len(log.warmup_rounds),
             workload=record["workload"],
-            samples={name: log.samples(name) for name in record["samples"]},
+            samples=record["samples"],
             warmup_samples=record["warmup_samples"],
             stop_reason=log.stop_reason or "",
             execution_env=context.execution_env.name,
@@ -158,11 +159,16 @@ class TokensPerSecond:
         progress(f"{label}: {metric} {values[metric]:.2f} tok/s, ttft {values['ttft_s'] * 1e3:.0f} ms")
 
     def _record(
-        self, loaded: Any, workload: Workload, prompt: Any, log: RoundLog, threads: dict[str, int]
+        self,
+        loaded: Any,
+        workload: Workload,
+        prompt: Any,
+        log: RoundLog,
+        threads: dict[str, int],
+        metrics: Mapping[str, Any],
     ) -> dict[str, Any]:
         context = self._context
         described = dict(loaded.describe())
-        metrics = log.summaries()
         workload_record = {
             "prompt_tokens": workload.prompt_tokens,
             "new_tokens": workload.new_tokens,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pytest_tee.measure.metrics import METRICS, Summary, median_ci, round_metrics, summarize
+from pytest_tee.measure.metrics import METRICS, Summary, round_metrics, summarize
 from pytest_tee.measure.timing import RoundRecord, Workload
 
 # Decode rate is what users gate on; with a single new token there is no decode phase, so e2e stands in.
@@ -82,7 +81,7 @@ class RoundLog:
             return None
         metric = stopping_metric(self.workload)
         samples = self.samples(metric)
-        precise = ci_half_width_pct(samples) <= plan.target_ci_pct  # type: ignore[operator]
+        precise = ci_half_width_pct(metric, samples) <= plan.target_ci_pct  # type: ignore[operator]
         undecided = gate_check(self) if precise and gate_check is not None else None
         if precise and undecided is None:
             return f"precision: 95% CI of median {metric} within ±{plan.target_ci_pct:g}% after {n} rounds"
@@ -96,9 +95,5 @@ class RoundLog:
         return {name: summarize(name, values) for name in METRICS if (values := self.samples(name))}
 
 
-def ci_half_width_pct(samples: Sequence[float]) -> float:
-    if len(samples) < 2:
-        return float("inf")
-    low, high, _ = median_ci(samples)
-    middle = statistics.median(samples)
-    return (high - low) / 2 / abs(middle) * 100 if middle else float("inf")
+def ci_half_width_pct(metric: str, samples: Sequence[float]) -> float:
+    return summarize(metric, samples).ci_half_width_pct if len(samples) >= 2 else float("inf")

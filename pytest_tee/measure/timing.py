@@ -175,7 +175,10 @@ class RoundRunner:
         self._memory = PeakMemory(device)
         self._kwargs = generate_kwargs(workload.new_tokens)
         self._pending: TokenClock | None = None
-        self._last: RoundRecord | None = None
+        self._last: tuple[Any, TokenClock, float, float] | None = None
+        import torch
+
+        self._inference_mode = torch.inference_mode
 
     def prepare(self) -> None:
         """Before each round, untimed: collect garbage, reset memory peaks, arm a fresh streamer."""
@@ -184,12 +187,10 @@ class RoundRunner:
         self._pending = TokenClock(self._clock)
 
     def timed(self) -> None:
-        """The timed region: one generate call between synchronised clock readings."""
-        import torch
-
+        """The timed region: one generate call between synchronised clock readings, and nothing else."""
         streamer = self._pending
         assert streamer is not None, "prepare() must run before timed()"
-        with gc_paused(), torch.inference_mode():
+        with gc_paused(), self._inference_mode():
             self._sync()
             start = self._clock()
             output = self.model.generate(
@@ -197,17 +198,17 @@ class RoundRunner:
             )
             self._sync()
             end = self._clock()
-        verify_token_count(output, streamer, self.prompt_tokens, self.workload)
-        rss, gpu = self._memory.read()
-        self._last = RoundRecord(RoundTimes(start, tuple(streamer.stamps), end), rss, gpu)
+        self._last = (output, streamer, start, end)
         self._pending = None
 
     def take(self) -> RoundRecord:
-        """The record of the round just timed."""
-        record, self._last = self._last, None
-        if record is None:
+        """After the timed region: verify the round just timed and read its memory peaks."""
+        if self._last is None:
             raise RoundError("no round was timed")
-        return record
+        (output, streamer, start, end), self._last = self._last, None
+        verify_token_count(output, streamer, self.prompt_tokens, self.workload)
+        rss, gpu = self._memory.read()
+        return RoundRecord(RoundTimes(start, tuple(streamer.stamps), end), rss, gpu)
 
     def run_once(self) -> RoundRecord:
         self.prepare()
