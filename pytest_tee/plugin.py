@@ -77,6 +77,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
         checkpoints = [get(ident) for ident in session.settings.models]
         metafunc.parametrize("deepseek_checkpoint", checkpoints, ids=[c.id for c in checkpoints])
+    if "tee_engine" in metafunc.fixturenames:
+        _parametrize_engine(metafunc, session)
+
+
+def _parametrize_engine(metafunc: pytest.Metafunc, session: TeeSession) -> None:
+    """One test instance per engine (× quantization for GGUF engines), like devices.
+
+    With a single variant nothing is parametrized (the fixtures return it), so node ids — and the baselines stored
+    under them — stay as they were before engines were a dimension.
+    """
+    variants = engine_variants(session.settings)
+    with_quant = "tee_quant" in metafunc.fixturenames
+    if not with_quant:
+        variants = list(dict.fromkeys((engine, None) for engine, _ in variants))
+    if len(variants) < 2:
+        return
+    ids = [engine if quant is None else f"{engine}-{quant}" for engine, quant in variants]
+    if with_quant:
+        metafunc.parametrize(("tee_engine", "tee_quant"), variants, ids=ids, scope="session")
+    else:
+        metafunc.parametrize("tee_engine", [engine for engine, _ in variants], ids=ids, scope="session")
+
+
+def engine_variants(settings: Settings) -> list[tuple[str, str | None]]:
+    """(engine, quantization) pairs to measure: transformers once (its dtype is --tee-dtype), GGUF engines per quant."""
+    variants: list[tuple[str, str | None]] = []
+    for engine in settings.engine:
+        if engine == "llama.cpp":
+            variants.extend((engine, quant) for quant in settings.quant)
+        else:
+            variants.append((engine, None))
+    return variants
 
 
 def _parametrize_execution_env(metafunc: pytest.Metafunc, session: TeeSession) -> None:
@@ -102,14 +134,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _apply_requires(item, session)
     session.measuring_items = sum("tokens_per_second" in getattr(item, "fixturenames", ()) for item in items)
 
-    # Tests sharing a checkpoint × environment run together, so only one model is held and each loads once.
-    def model_key(item: pytest.Item) -> tuple[int, str, str]:
+    # Tests sharing a checkpoint × environment × engine run together, so only one model is held and each loads once.
+    def model_key(item: pytest.Item) -> tuple[int, str, str, str, str]:
         params = getattr(getattr(item, "callspec", None), "params", {})
         checkpoint = params.get("deepseek_checkpoint")
         env = params.get("execution_env")
         if checkpoint is None:
-            return (0, "", "")
-        return (1, checkpoint.id, getattr(env, "name", ""))
+            return (0, "", "", "", "")
+        engine, quant = str(params.get("tee_engine", "")), str(params.get("tee_quant", ""))
+        return (1, checkpoint.id, getattr(env, "name", ""), engine, quant)
 
     items.sort(key=model_key)
 
@@ -169,14 +202,35 @@ def deepseek_checkpoint(request: pytest.FixtureRequest) -> Any:
     raise pytest.UsageError("deepseek_checkpoint is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
-@pytest.fixture
-def deepseek_model(pytestconfig: pytest.Config, deepseek_checkpoint: Any, execution_env: Any) -> Any:
-    """The LoadedModel for this checkpoint on this execution environment (cached; one model held at a time)."""
-    return load_model_for(tee_session(pytestconfig), pytestconfig, deepseek_checkpoint, execution_env)
+@pytest.fixture(scope="session")
+def tee_engine(request: pytest.FixtureRequest) -> str:
+    """The inference engine of this test instance (``transformers``, ``llama.cpp``, …): one per --tee-engine entry."""
+    param = getattr(request, "param", None)
+    return str(param) if param is not None else tee_session(request.config).settings.engine[0]
+
+
+@pytest.fixture(scope="session")
+def tee_quant(request: pytest.FixtureRequest, tee_engine: str) -> str | None:
+    """The GGUF quantization of this test instance for the llama.cpp engine (one per --tee-quant); None otherwise."""
+    param = getattr(request, "param", None)
+    if param is not None or tee_engine != "llama.cpp":
+        return None if param is None else str(param)
+    return tee_session(request.config).settings.quant[0]
 
 
 @pytest.fixture
-def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+def deepseek_model(
+    pytestconfig: pytest.Config, deepseek_checkpoint: Any, execution_env: Any, tee_engine: str, tee_quant: str | None
+) -> Any:
+    """The LoadedModel for this checkpoint on this execution environment with this engine (cached; one held)."""
+    session = tee_session(pytestconfig)
+    return load_model_for(session, pytestconfig, deepseek_checkpoint, execution_env, tee_engine, tee_quant)
+
+
+@pytest.fixture
+def tokens_per_second(
+    request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any, tee_engine: str, tee_quant: Any
+) -> Any:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
     from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
     from pytest_tee.measure.rounds import RoundPlan

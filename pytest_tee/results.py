@@ -60,7 +60,22 @@ class Measurement:
 
     @property
     def comparison_key(self) -> Mapping[str, Any]:
-        return self.tee.get("comparison_key", {})
+        key = self.tee.get("comparison_key", {})
+        if not key or "engine" in key:
+            return key
+        # Stored before engines were a dimension: transformers, its dtype the precision, no engine settings.
+        return {**key, "engine": "transformers", "quantization": key.get("dtype"), "engine_settings": {}}
+
+    @property
+    def engine(self) -> str:
+        """The engine that measured this (results stored before engines were a dimension: transformers)."""
+        return str(self.tee.get("engine", {}).get("name", "transformers"))
+
+    @property
+    def quantization(self) -> str:
+        """How the weights were stored as measured (a dtype for transformers, a GGUF type for llama.cpp)."""
+        engine = self.tee.get("engine", {})
+        return str(engine.get("quantization") or self.tee.get("dtype", "unknown"))
 
 
 @dataclass(frozen=True)

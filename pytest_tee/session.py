@@ -203,6 +203,7 @@ def start_session(config: pytest.Config, settings: Settings) -> TeeSession:
     problem = check_claim(environment, settings.tee)
     if problem:
         raise pytest.UsageError(problem)
+    _check_engines_installed(settings)
     session = TeeSession(
         settings=settings,
         environment=environment,
@@ -225,43 +226,83 @@ def start_session(config: pytest.Config, settings: Settings) -> TeeSession:
     return session
 
 
+def _check_engines_installed(settings: Settings) -> None:
+    """An engine the user asked for by name must be importable: say so before any test runs (exit 4).
+
+    An engine that only a suite's default names (the shipped suite measures llama.cpp too) is skipped at its tests
+    with the same reason instead, so the rest of the suite still runs.
+    """
+    from pytest_tee.settings import explicitly_set
+
+    if not explicitly_set(settings, "engine"):
+        return
+    from pytest_tee.engines import missing_library
+
+    for engine in settings.engine:
+        problem = missing_library(engine)
+        if problem:
+            raise pytest.UsageError(f"pytest-tee: {settings.sources['engine']}: {problem}")
+
+
 def load_model_for(
     session: TeeSession,
     config: pytest.Config,
     checkpoint: Any,
     execution_env: ExecutionEnv,
+    engine_name: str = "transformers",
+    quant: str | None = None,
 ) -> Any:
-    """The model for one checkpoint × execution environment, via the hook or the built-in loader; cached."""
+    """The model for one checkpoint × execution environment × engine, via the hook or the engine; cached."""
     from pytest_tee.checkpoints.dtype import choose_dtype
-    from pytest_tee.checkpoints.loading import ModelUnavailable, load_model
+    from pytest_tee.checkpoints.loading import ModelUnavailable
+    from pytest_tee.engines import EngineError, EngineUnavailable, LoadRequest, get_engine
 
     settings = session.settings
-    cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
-    dtype, reason = choose_dtype(
-        settings.dtype, execution_env.device, cpu_flags, cuda_supports_bf16=_cuda_bf16(session, execution_env)
+    if engine_name == "transformers":
+        cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
+        precision, reason = choose_dtype(
+            settings.dtype, execution_env.device, cpu_flags, cuda_supports_bf16=_cuda_bf16(session, execution_env)
+        )
+    else:
+        precision, reason = quant or settings.quant[0], "--tee-quant"
+    request = LoadRequest(
+        execution_env=execution_env.name,
+        device=execution_env.torch_device,
+        precision=precision,
+        precision_reason=reason,
+        weights_mode=settings.weights,
+        model_paths=settings.model_paths,
+        workload=(settings.prompt_tokens, settings.new_tokens, settings.batch),
+        threads=settings.threads,
     )
-    key = (checkpoint.id, execution_env.name, dtype, settings.weights)
+    try:
+        engine = get_engine(engine_name)
+        problem = engine.unavailable_reason(execution_env.name, execution_env.device)
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    if problem:
+        pytest.skip(problem)
+    key = (checkpoint.id, execution_env.name, *engine.cache_key(request))
 
     def build() -> Any:
-        custom = config.hook.pytest_tee_generate_model(
-            config=config, checkpoint=checkpoint, execution_env=execution_env, dtype=dtype, weights=settings.weights
-        )
-        if custom is not None:
-            return custom
-        return load_model(
-            checkpoint,
-            device=execution_env.torch_device,
-            dtype=dtype,
-            weights_mode=settings.weights,
-            model_paths=settings.model_paths,
-            workload=(settings.prompt_tokens, settings.new_tokens, settings.batch),
-            dtype_reason=reason,
-        )
+        if engine_name == "transformers":  # the hook predates engines: it builds transformers models
+            custom = config.hook.pytest_tee_generate_model(
+                config=config,
+                checkpoint=checkpoint,
+                execution_env=execution_env,
+                dtype=precision,
+                weights=settings.weights,
+            )
+            if custom is not None:
+                return custom
+        return engine.load(checkpoint, request)
 
     try:
         return session.models.get(key, build)
     except ModelUnavailable as exc:
         pytest.skip(str(exc))
+    except EngineError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _cuda_bf16(session: TeeSession, execution_env: ExecutionEnv) -> bool:
@@ -285,7 +326,7 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         if checkpoint is not None and tokenizer is not None and text is None:
             provided = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
             texts = [confidential(item) for item in provided] if provided is not None else None
-        vocab_size = int(loaded.model.config.vocab_size)
+        vocab_size = int(getattr(loaded, "vocab_size", None) or loaded.model.config.vocab_size)
         token_range = getattr(checkpoint, "text_token_range", None)
         if token_range is not None and token_range[1] > vocab_size:  # a stand-in model with its own vocabulary
             token_range = None

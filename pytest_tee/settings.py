@@ -66,6 +66,32 @@ def parse_models(text: str) -> tuple[str, ...]:
         raise SettingError(str(exc.args[0])) from None
 
 
+def parse_engines(text: str) -> tuple[str, ...]:
+    """A comma list of engine names (``transformers``, ``llama.cpp``, …), in the order given."""
+    from pytest_tee.engines import ENGINE_NAMES
+
+    items = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    aliases = {"llama_cpp": "llama.cpp", "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp"}
+    items = tuple(dict.fromkeys(aliases.get(item, item) for item in items))
+    bad = [item for item in items if item not in ENGINE_NAMES]
+    if bad or not items:
+        raise SettingError(f"{text!r} is not a comma list of engines: {', '.join(ENGINE_NAMES)}")
+    return items
+
+
+def parse_quants(text: str) -> tuple[str, ...]:
+    """A comma list of GGUF quantizations (``Q4_K_M``, ``Q8_0``, ``F16``, ``BF16``, …), case-insensitive."""
+    from pytest_tee.checkpoints.gguf_quant import QUANTS, canonical_quant
+
+    items = [part for part in text.split(",") if part.strip()]
+    if not items:
+        raise SettingError(f"{text!r} names no quantization; valid: {', '.join(QUANTS)}")
+    try:
+        return tuple(dict.fromkeys(canonical_quant(item) for item in items))
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -129,7 +155,8 @@ def parse_fail_drop(text: str) -> tuple[tuple[str, float], ...]:
 
 
 def parse_model_paths(text: str) -> tuple[tuple[str, Path], ...]:
-    """``ID=PATH[,ID=PATH…]``; the directory must exist and hold a config.json."""
+    """``ID=PATH[,ID=PATH…]``: a Hugging Face model directory (config.json), a ``.gguf`` file, or a directory
+    holding GGUF files (one per quantization) for the llama.cpp engine."""
     from pytest_tee.checkpoints.catalogue import resolve_id
 
     pairs: dict[str, Path] = {}
@@ -144,10 +171,16 @@ def parse_model_paths(text: str) -> tuple[tuple[str, Path], ...]:
         except KeyError as exc:
             raise SettingError(str(exc.args[0])) from None
         path = Path(raw_path.strip()).expanduser()
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            pairs[ident] = path
+            continue
         if not path.is_dir():
-            raise SettingError(f"{ident}: {path} is not a directory")
-        if not (path / "config.json").is_file():
-            raise SettingError(f"{ident}: {path} has no config.json (expected a Hugging Face model directory)")
+            raise SettingError(f"{ident}: {path} is neither a directory nor a .gguf file")
+        if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
+            raise SettingError(
+                f"{ident}: {path} has no config.json and no .gguf file (expected a Hugging Face model directory, "
+                "a .gguf file, or a directory of GGUF files)"
+            )
         pairs[ident] = path
     if not pairs:
         raise SettingError(f"{text!r} names no ID=PATH pair")
@@ -252,6 +285,22 @@ OPTIONS: tuple[Option, ...] = (
         "auto|real|synthetic",
     ),
     Option(
+        "engine",
+        "--tee-engine",
+        "inference engines to measure, a collection dimension like --tee-device",
+        parse_engines,
+        ("transformers",),
+        "transformers|llama.cpp[,…]",
+    ),
+    Option(
+        "quant",
+        "--tee-quant",
+        "GGUF quantizations the llama.cpp engine measures",
+        parse_quants,
+        ("Q4_K_M",),
+        "Q4_K_M|Q8_0|F16|BF16[,…]",
+    ),
+    Option(
         "dtype",
         "--tee-dtype",
         "weight dtype; auto picks bfloat16 where the device runs it fast",
@@ -351,6 +400,8 @@ class Settings:
     device: tuple[str, ...] = ()
     models: tuple[str, ...] = (DEFAULT_MODEL,)
     weights: str = "auto"
+    engine: tuple[str, ...] = ("transformers",)
+    quant: tuple[str, ...] = ("Q4_K_M",)
     dtype: str = "auto"
     prompt_tokens: int = 128
     new_tokens: int = 32
@@ -465,7 +516,31 @@ def _resolve_one(config: pytest.Config, option: Option, environ: Mapping[str, st
         if isinstance(ini_value, bool):
             return ini_value, where
         return _parse_from(option, str(ini_value), where), where
+    suite = config.stash.get(SUITE_DEFAULTS, {}).get(option.dest)
+    if suite is not None:
+        where = f"suite default for {option.flag} ({suite[1]})"
+        return _parse_from(option, suite[0], where), where
     return option.default, "default"
+
+
+SUITE_DEFAULTS = pytest.StashKey[dict[str, tuple[str, str]]]()
+
+
+def set_suite_default(config: pytest.Config, dest: str, value: str, where: str) -> None:
+    """A benchmark suite's own default for an option (below command line, environment and ini).
+
+    Call it from the suite's conftest in a ``tryfirst`` ``pytest_configure``; ``where`` names the conftest for
+    messages. The shipped suite uses it to measure both engines unless told otherwise.
+    """
+    if dest not in OPTIONS_BY_DEST:
+        raise KeyError(f"unknown pytest-tee option {dest!r}")
+    config.stash.setdefault(SUITE_DEFAULTS, {})[dest] = (value, where)
+
+
+def explicitly_set(settings: Settings, dest: str) -> bool:
+    """Whether the user asked for this option's value (command line, environment or ini), not a default."""
+    source = settings.sources.get(dest, "default")
+    return source != "default" and not source.startswith("suite default")
 
 
 def _parse_from(option: Option, raw: str, where: str) -> Any:

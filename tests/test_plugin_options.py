@@ -78,7 +78,12 @@ def test_boolean_from_environment(show: pytest.Pytester, monkeypatch: pytest.Mon
         (["--tee-fail-drop=tokens:5%"], "*unknown metric 'tokens'*metrics are decode_tps*"),
         (["--tee-target-ci=150%"], "*must be above 0 % and below 100 %*"),
         (["--tee-sysroot=/no/such/dir"], "*--tee-sysroot*'/no/such/dir' is not an existing directory*"),
-        (["--tee-model-path=r1-distill-qwen-1.5b=/no/such/dir"], "*/no/such/dir is not a directory*"),
+        (
+            ["--tee-model-path=r1-distill-qwen-1.5b=/no/such/dir"],
+            "*/no/such/dir is neither a directory nor a .gguf file*",
+        ),
+        (["--tee-engine=vllm"], "*--tee-engine*'vllm' is not a comma list of engines: transformers*"),
+        (["--tee-quant=Q3_X"], "*--tee-quant*'Q3_X' is not a GGUF quantization*valid: Q4_K_M, Q8_0, F16, BF16*"),
         (["--tee-rounds=10", "--tee-max-rounds=5"], "*--tee-max-rounds (5) is below --tee-rounds (10)*"),
         (["--tee-compare", "test_show.py"], "*'test_show.py' looks like a test path, not a stored run*"),
     ],
@@ -107,7 +112,25 @@ def test_bad_ini_value_names_the_file(show: pytest.Pytester):
 def test_model_path_needs_a_config(show: pytest.Pytester, tmp_path):
     result = run(show, f"--tee-model-path=r1-distill-qwen-1.5b={tmp_path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*has no config.json*"])
+    result.stderr.fnmatch_lines(["*has no config.json and no .gguf file*"])
+
+
+def test_engine_and_quant_from_env_and_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    pytester.makepyfile(
+        """
+        from pytest_tee.plugin import tee_session
+
+        def test_show(pytestconfig):
+            s = tee_session(pytestconfig).settings
+            print("ENGINES", s.engine, s.quant, s.sources["quant"])
+        """
+    )
+    pytester.makeini("[pytest]\ntee_quant = q8_0,f16\n")
+    run(pytester).stdout.fnmatch_lines(["*ENGINES ('transformers',) ('Q8_0', 'F16') ini option tee_quant*"])
+    monkeypatch.setenv("PYTEST_TEE_QUANT", "bf16")
+    run(pytester).stdout.fnmatch_lines(["*ENGINES ('transformers',) ('BF16',) environment variable PYTEST_TEE_QUANT"])
+    monkeypatch.setenv("PYTEST_TEE_ENGINE", "Transformers")
+    run(pytester).stdout.fnmatch_lines(["*ENGINES ('transformers',) *"])
 
 
 def test_percent_and_fail_drop_parsers():

@@ -26,7 +26,13 @@ __all__ = ["LoadedModel", "ModelCache", "ModelUnavailable", "load_model"]
 
 @dataclass
 class LoadedModel:
-    """A model ready for ``generate`` and everything stored with its results about how it was loaded."""
+    """A model ready to generate and everything stored with its results about how it was loaded.
+
+    ``engine`` names the engine that loaded it (``pytest_tee.engines``); ``model`` is that engine's own object (a
+    transformers model, a ``llama_cpp.Llama``, …). ``dtype`` is the precision the weights are stored in as measured
+    (a torch dtype name, or a GGUF quantization such as ``Q4_K_M``). ``engine_state`` holds the engine's load-time
+    facts (settings, file sizes) for ``Engine.describe``.
+    """
 
     checkpoint: Checkpoint
     model: Any
@@ -38,6 +44,9 @@ class LoadedModel:
     weights_source: str = ""  # where the weights came from / where we looked
     dtype_reason: str = ""
     load_seconds: float = 0.0
+    engine: str = "transformers"
+    vocab_size: int | None = None  # None: the model's config says (transformers)
+    engine_state: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """Plain data for stored results (no object references, no prompt or tokenizer content)."""
@@ -51,6 +60,7 @@ class LoadedModel:
             "placement": _plain(self.placement),
             "tokenizer": self.tokenizer is not None,
             "load_seconds": round(float(self.load_seconds), 3),
+            "engine": self.engine,
         }
 
 

@@ -6,13 +6,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
 from pytest_tee.measure.result import SCHEMA, ThroughputResult
 from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
-from pytest_tee.measure.timing import RoundRunner, Workload
+from pytest_tee.measure.timing import Workload
+
+if TYPE_CHECKING:
+    from pytest_tee.engines.base import EngineFacts, TimedRound
 
 
 class FixtureAlreadyUsed(Exception):
@@ -73,23 +76,21 @@ class TokensPerSecond:
             import pytest
 
             pytest.fail(f"tokens_per_second: {exc}", pytrace=False)
-        threads = _apply_threads(context.threads)
+        from pytest_tee.engines import get_engine
+
+        engine = get_engine(getattr(loaded, "engine", "transformers"))
+        if getattr(loaded, "device", None) is None:  # a model passed in that could not say where it lives
+            loaded.device = context.execution_env.torch_device
         workload = Workload(prompt_ids.token_count, requested.new_tokens, requested.batch)
-        device = str(loaded.device or context.execution_env.torch_device)
-        runner = RoundRunner(
-            loaded.model,
-            prompt_ids.input_ids.to(_input_device(loaded, device)),
-            prompt_ids.attention_mask.to(_input_device(loaded, device)),
-            workload,
-            device,
-        )
+        runner = engine.rounds(loaded, prompt_ids, workload, context.threads)
+        facts = engine.describe(loaded)
         log = RoundLog(workload, context.plan)
         gate_check = context.gate_check(context.fullname) if context.gate_check else None
         # Requested only now: a test skipped while loading its model leaves pytest-benchmark untouched.
         bench = context.benchmark() if context.benchmark is not None else None
         self._run(runner, log, gate_check, bench)
         summaries = log.summaries()
-        record = self._record(loaded, workload, prompt_ids, log, threads, summaries)
+        record = self._record(loaded, workload, prompt_ids, log, facts, summaries)
         result = ThroughputResult(
             metrics=summaries,
             rounds=len(log.measured_rounds),
@@ -109,7 +110,7 @@ class TokensPerSecond:
         return result
 
     # ---------------------------------------------------------------------------------------------------------
-    def _run(self, runner: RoundRunner, log: RoundLog, gate_check: GateCheck | None, bench: Any) -> None:
+    def _run(self, runner: TimedRound, log: RoundLog, gate_check: GateCheck | None, bench: Any) -> None:
         plan = log.plan
         state: dict[str, Any] = {"stopped": False, "started": None}
 
@@ -164,7 +165,7 @@ class TokensPerSecond:
         workload: Workload,
         prompt: Any,
         log: RoundLog,
-        threads: dict[str, int],
+        facts: EngineFacts,
         metrics: Mapping[str, Any],
     ) -> dict[str, Any]:
         context = self._context
@@ -187,7 +188,9 @@ class TokensPerSecond:
             "dtype_reason": described.get("dtype_reason", ""),
             "placement": described.get("placement", {}),
             "workload": workload_record,
-            **threads,
+            "threads": facts.settings.get("threads"),
+            "interop_threads": facts.settings.get("interop_threads"),
+            "engine": facts.to_dict(),
             "rounds": len(log.measured_rounds),
             "warmup": len(log.warmup_rounds),
             "stop_reason": log.stop_reason or "",
@@ -204,6 +207,7 @@ class TokensPerSecond:
             "weights": record["weights"],
             "dtype": record["dtype"],
             "threads": record["threads"],
+            **facts.comparison_key(),
             "workload": {
                 key: workload_record[key] for key in ("prompt_tokens", "new_tokens", "batch", "prompt_sha256")
             },
@@ -219,22 +223,6 @@ def _positive(name: str, value: int | None, default: int) -> int:
     return value
 
 
-def _apply_threads(requested: int | None) -> dict[str, int]:
-    import torch
-
-    if requested is not None and torch.get_num_threads() != requested:
-        torch.set_num_threads(requested)
-    return {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads()}
-
-
-def _input_device(loaded: Any, device: str) -> Any:
-    # With accelerate placement the inputs go where the embeddings are.
-    try:
-        return loaded.model.get_input_embeddings().weight.device
-    except (AttributeError, NotImplementedError):
-        return device
-
-
 def as_loaded(model: Any) -> Any:
     """A LoadedModel as is; any other model (a transformers model a test built itself) wrapped to look like one."""
     if hasattr(model, "checkpoint") and callable(getattr(model, "describe", None)):
@@ -247,6 +235,7 @@ class PlainModel:
 
     checkpoint = None
     tokenizer = None
+    engine = "transformers"
 
     def __init__(self, model: Any) -> None:
         self.model = model
