@@ -241,3 +241,46 @@ def test_llama_cpp_missing_under_a_suite_default_skips_with_the_reason(pytester:
     result = run(pytester, "--tee-models=tiny-qwen2", "--tee-dtype=float32", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*needs the no_such_llama_module module (llama-cpp-python)*"])
+
+
+def test_stored_runs_of_both_engines_go_through_compare_report_and_pytest_benchmark(pytester: pytest.Pytester):
+    import os
+    import subprocess
+    import sys
+
+    from pytest_tee.cli import main
+
+    pytester.makepyfile(BENCH)
+    args = ("--tee-models=tiny-qwen2", "--tee-engine=transformers,llama.cpp", "--tee-dtype=float32")
+    for _ in range(2):
+        assert run(pytester, *args, "--tee-threads=1", "--benchmark-save=both").ret == 0
+    saved = sorted(pytester.path.glob(".benchmarks/*/*.json"))
+    assert len(saved) == 2
+    # The offline gate pairs each engine's benchmark with itself (same comparison key) and judges it.
+    assert main(["compare", str(saved[0]), str(saved[1])]) in (0, 1)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_tee.cli", "compare", str(saved[0]), str(saved[1])],
+        capture_output=True,
+        text=True,
+    )
+    assert "llama.cpp-Q4_K_M" in out.stdout
+    assert "not comparable" not in out.stdout
+    report = subprocess.run(
+        [sys.executable, "-m", "pytest_tee.cli", "report", str(saved[1]), "--format", "md"],
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "| checkpoint | engine | quant |" in report.stdout
+    assert "| tiny-qwen2 | llama.cpp | Q4_K_M |" in report.stdout
+    assert "| tiny-qwen2 | transformers | float32 |" in report.stdout
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    compared = subprocess.run(
+        [sys.executable, "-m", "pytest_benchmark", "compare", "0001", "0002"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert compared.returncode == 0, compared.stderr
+    assert "llama.cpp-Q4_K_M" in compared.stdout
