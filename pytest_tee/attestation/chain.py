@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.utils import CryptographyDeprecationWarning
 
 PASS = "pass"
 FAIL = "fail"
@@ -118,9 +118,9 @@ def check_signature(issuer: x509.Certificate, cert: x509.Certificate) -> str | N
         elif isinstance(key, rsa.RSAPublicKey):
             # AMD signs with RSASSA-PSS (SHA-384, salt 48); cryptography reports the PSS parameters it parsed.
             pss = cert.signature_algorithm_parameters
-            if isinstance(pss, padding.PSS) and algorithm is not None:
-                key.verify(cert.signature, cert.tbs_certificate_bytes, pss, algorithm)
-            elif isinstance(pss, padding.PKCS1v15) and algorithm is not None:
+            if (isinstance(pss, padding.PSS) and algorithm is not None) or (
+                isinstance(pss, padding.PKCS1v15) and algorithm is not None
+            ):
                 key.verify(cert.signature, cert.tbs_certificate_bytes, pss, algorithm)
             else:
                 return "unsupported RSA signature parameters"
@@ -191,7 +191,9 @@ def check_chain(
         report.add("validity", PASS, f"every certificate is within its validity period at {at.isoformat()}")
 
 
-def ecdsa_raw_verify(key: ec.EllipticCurvePublicKey, r: int, s: int, data: bytes, algorithm: hashes.HashAlgorithm) -> bool:
+def ecdsa_raw_verify(
+    key: ec.EllipticCurvePublicKey, r: int, s: int, data: bytes, algorithm: hashes.HashAlgorithm
+) -> bool:
     try:
         key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(algorithm))
     except InvalidSignature:

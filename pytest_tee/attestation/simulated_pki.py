@@ -90,7 +90,9 @@ def pem(*certs: x509.Certificate) -> bytes:
     return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
 
 
-def _ecdsa_raw(key: ec.EllipticCurvePrivateKey, data: bytes, algorithm: hashes.HashAlgorithm, size: int) -> tuple[bytes, bytes]:
+def _ecdsa_raw(
+    key: ec.EllipticCurvePrivateKey, data: bytes, algorithm: hashes.HashAlgorithm, size: int
+) -> tuple[bytes, bytes]:
     r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(algorithm)))
     return r.to_bytes(size, "big"), s.to_bytes(size, "big")
 
@@ -272,7 +274,9 @@ class SimulatedAmdPki:
         return SIMULATED_AMD_ANCHORS
 
     def sign_report(self, report: SnpReport) -> SnpReport:
-        unsigned = replace(report, reported_tcb=self.reported_tcb, chip_id=self.chip_id, signature=bytes(512), key_info=0)
+        unsigned = replace(
+            report, reported_tcb=self.reported_tcb, chip_id=self.chip_id, signature=bytes(512), key_info=0
+        )
         blob = unsigned.to_bytes()
         r, s = utils.decode_dss_signature(self.vcek_key.sign(blob[:SNP_SIGNED_SIZE], ec.ECDSA(hashes.SHA384())))
         signature = r.to_bytes(72, "little") + s.to_bytes(72, "little") + bytes(512 - 144)

@@ -233,7 +233,10 @@ def verify_snp_report(
         cert = found.certs.get(role)
         source = found.sources.get(role, "")
         if cert is None and shipped is not None and (role != "ASVK"):
-            cert, source = load_pem_chain(shipped[index], f"built-in {role}")[0], f"pytest-tee's copy of AMD's {role}-{product}"
+            cert, source = (
+                load_pem_chain(shipped[index], f"built-in {role}")[0],
+                f"pytest-tee's copy of AMD's {role}-{product}",
+            )
         if cert is None:
             result.add("certificates", FAIL, f"no {role} certificate for {product}: pass --snp-certs DIR with it")
             return result

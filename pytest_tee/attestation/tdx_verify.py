@@ -308,7 +308,9 @@ def verify_tdx_quote(
     ):
         report.add("QE report signature", PASS, f"the QE report is signed by the PCK key ({common_name(pck.subject)})")
     else:
-        report.add("QE report signature", FAIL, "the QE report's signature does not verify under the PCK certificate's key")
+        report.add(
+            "QE report signature", FAIL, "the QE report's signature does not verify under the PCK certificate's key"
+        )
 
     roles = ["PCK", *[_ca_role(cert) for cert in certs[1:-1]], "root"] if len(certs) > 1 else ["PCK"]
     check_chain(
