@@ -315,11 +315,8 @@ def tdx_tcb_status(
         problems.append("no QE identity (the PCS /tdx/certification/v4/qe/identity response)")
     else:
         problems.extend(_check_signed_json(qe_identity, pool, anchors, at))
-    chain = [
-        ("PCK", certs[0]),
-        *[("CA" if index < len(certs) - 1 else "root", cert) for index, cert in enumerate(certs[1:], 1)],
-    ]
-    chain = [(f"{role} {common_name(cert.subject)!r}", cert) for role, cert in chain]
+    roles = ["PCK", *["CA"] * (len(certs) - 2), "root"] if len(certs) > 1 else ["PCK"]
+    chain = list(zip(roles, certs, strict=True))
     crl_problems, revoked, checked = _crl_checks(collateral.crls, chain, at)
     problems.extend(crl_problems)
     if problems:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import struct
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -222,6 +224,86 @@ class SimulatedIntelPki:
         r, s = _ecdsa_raw(self.attestation_key, blob[: quote.body_offset + quote.body_size], hashes.SHA256(), 32)
         return replace(unsigned, signature=r + s)
 
+    # -- collateral, in the formats Intel's PCS serves ------------------------------------------------------------
+    def tcb_level(
+        self,
+        status: str,
+        *,
+        bump: int = 0,
+        tdx_components: tuple[int, ...] = (3, 0, 4) + (0,) * 13,
+        date: str = "2024-03-13T00:00:00Z",
+        advisories: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """A TCB level at this platform's SVNs, or ``bump`` above them (a level this platform does not reach)."""
+        return {
+            "tcb": {
+                "sgxtcbcomponents": [{"svn": svn + bump} for svn in self.tcb.tcb_components],
+                "pcesvn": self.tcb.pcesvn,
+                "tdxtcbcomponents": [{"svn": svn} for svn in tdx_components],
+            },
+            "tcbDate": date,
+            "tcbStatus": status,
+            "advisoryIDs": list(advisories),
+        }
+
+    def _signed_json(self, key: str, body: dict[str, Any]) -> bytes:
+        text = json.dumps(body, separators=(",", ":"))
+        r, s = _ecdsa_raw(self.tcb_signing_key, text.encode(), hashes.SHA256(), 32)
+        return f'{{"{key}":{text},"signature":"{(r + s).hex()}"}}'.encode()
+
+    def tcb_info(
+        self, levels: list[dict[str, Any]], *, fmspc: bytes | None = None, next_update: str = "2049-01-01T00:00:00Z"
+    ) -> bytes:
+        body = {
+            "id": "TDX",
+            "version": 3,
+            "issueDate": "2024-06-01T00:00:00Z",
+            "nextUpdate": next_update,
+            "fmspc": (fmspc or self.tcb.fmspc).hex(),
+            "pceId": self.tcb.pce_id.hex(),
+            "tcbType": 0,
+            "tcbEvaluationDataNumber": 17,
+            "tcbLevels": levels,
+        }
+        return self._signed_json("tcbInfo", body)
+
+    def qe_identity(self, status: str = "UpToDate", *, next_update: str = "2049-01-01T00:00:00Z") -> bytes:
+        body = {
+            "id": "TD_QE",
+            "version": 2,
+            "issueDate": "2024-06-01T00:00:00Z",
+            "nextUpdate": next_update,
+            "tcbEvaluationDataNumber": 17,
+            "miscselect": "00000000",
+            "miscselectMask": "FFFFFFFF",
+            "attributes": "11000000000000000000000000000000",
+            "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
+            "mrsigner": self.qe_mrsigner.hex().upper(),
+            "isvprodid": 2,
+            "tcbLevels": [{"tcb": {"isvsvn": self.qe_isvsvn}, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": status}],
+        }
+        return self._signed_json("enclaveIdentity", body)
+
+    def issuer_chain(self) -> bytes:
+        """What PCS sends in ``TCB-Info-Issuer-Chain``: the TCB Signing certificate and the root."""
+        return pem(self.tcb_signing, self.root)
+
+    def pck_crl(self, revoked: tuple[int, ...] = (), *, next_update: dt.datetime = NOT_AFTER) -> bytes:
+        return _crl(self.platform_ca.subject, self.ca_key, revoked, next_update)
+
+
+def _crl(
+    issuer: x509.Name, key: ec.EllipticCurvePrivateKey, revoked: tuple[int, ...], next_update: dt.datetime
+) -> bytes:
+    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer)
+    builder = builder.last_update(NOT_BEFORE).next_update(next_update)
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(NOT_BEFORE).build()
+        )
+    algorithm = hashes.SHA384() if isinstance(key.curve, ec.SECP384R1) else hashes.SHA256()
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.DER)
+
 
 # -- AMD-like -------------------------------------------------------------------------------------------------------
 def _amd_int(oid: str, value: int) -> x509.UnrecognizedExtension:
@@ -281,6 +363,10 @@ class SimulatedAmdPki:
         r, s = utils.decode_dss_signature(self.vcek_key.sign(blob[:SNP_SIGNED_SIZE], ec.ECDSA(hashes.SHA384())))
         signature = r.to_bytes(72, "little") + s.to_bytes(72, "little") + bytes(512 - 144)
         return replace(unsigned, signature=signature)
+
+    def crl(self, revoked: tuple[int, ...] = ()) -> bytes:
+        """AMD's per-product CRL (as KDS serves it, DER), signed by the ARK."""
+        return _crl(self.ark.subject, self.ark_key, revoked, NOT_AFTER)
 
     def cert_table(self, *, vcek: bool = True, ask: bool = True, ark: bool = True) -> bytes:
         """An extended-report certificate table (the configfs-tsm ``auxblob``)."""
