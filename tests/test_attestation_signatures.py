@@ -538,3 +538,66 @@ def test_a_closed_pipe_ends_the_evidence_command_quietly() -> None:
     assert process.wait(timeout=60) == 0
     assert "Traceback" not in err
     assert "BrokenPipe" not in err
+
+
+# -- through `pytest-tee verify` on a results file ------------------------------------------------------------------
+def run_verify(*argv: str | Path, anchors: TrustAnchors = SIMULATED_ANCHORS) -> int:
+    from pytest_tee.attestation import verify_command
+
+    parser = argparse.ArgumentParser(prog="pytest-tee verify")
+    verify_command.add_arguments(parser)
+    try:
+        return verify_command.run(parser.parse_args([str(arg) for arg in argv]), anchors=anchors)
+    except InputError as exc:
+        print(f"pytest-tee verify: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def attested_results(path: Path, simulator) -> Path:
+    from pytest_tee.attestation.binding import attest_document
+
+    doc = {"benchmarks": [{"name": "decode", "stats": {"median": 0.25}}], "pytest_tee": {"schema": 1}}
+    with simulator:
+        doc["pytest_tee"]["attestation"] = attest_document(doc, sysroot=simulator.sysroot, gpu=False)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_snp_results_verify_with_the_certificates_collected_beside_the_report(tmp_path: Path, capsys) -> None:
+    results = attested_results(tmp_path / "results.json", SimulatedSnpGuest(tmp_path / "snp"))
+    assert run_verify(results) == 0
+    out = capsys.readouterr().out
+    assert "PASS  sev-snp-report: report signature: the report is signed by the VCEK (ECDSA P-384)" in out
+    assert "from auxblob (VCEK)" in out
+    assert run_verify(results, "--json") == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert {"subject": "sev-snp-report", "name": "VCEK chain", "outcome": "pass"}.items() <= next(
+        check for check in checks if check["name"] == "VCEK chain"
+    ).items()
+
+
+def test_snp_results_without_certificates_fail_until_they_are_handed_in(tmp_path: Path, capsys) -> None:
+    pki = SimulatedAmdPki()
+    results = attested_results(tmp_path / "results.json", SimulatedSnpGuest(tmp_path / "snp", pki=pki, auxblob=b""))
+    assert run_verify(results) == 1
+    assert "FAIL  sev-snp-report: certificates: no VCEK certificate: no certificates were given" in (
+        capsys.readouterr().out
+    )
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "vcek.pem").write_bytes(pki.vcek.public_bytes(serialization.Encoding.PEM))
+    assert run_verify(results, "--snp-certs", certs) == 0
+
+
+def test_verify_with_collateral_reports_the_tcb_status(tmp_path: Path, capsys) -> None:
+    pki = SimulatedIntelPki()  # the root SimulatedTd uses by default
+    results = attested_results(tmp_path / "results.json", SimulatedTd(tmp_path / "td", pki=pki))
+    directory = collateral_dir(tmp_path, pki, [pki.tcb_level("UpToDate", bump=2), pki.tcb_level("OutOfDate")])
+    assert run_verify(results) == 0
+    assert "NOTE  tdx-quote: TCB status: signature chain valid; TCB status not checked (no collateral)" in (
+        capsys.readouterr().out
+    )
+    assert run_verify(results, "--collateral", directory) == 1
+    out = capsys.readouterr().out
+    assert "PASS  tdx-quote: collateral:" in out
+    assert "FAIL  tdx-quote: TCB status: OutOfDate (platform OutOfDate" in out

@@ -190,6 +190,29 @@ def product_of(cert: x509.Certificate, tcb: dict[str, Any]) -> str | None:
     return None
 
 
+def product_from_cpuid(report: SnpReport) -> str | None:
+    """The product a v3+ report's CPUID family/model names (v2 reports leave these bytes zero)."""
+    family, model = report.cpuid_fam_id, report.cpuid_mod_id
+    if family == 0x19:
+        return "Milan" if model <= 0x0F else "Genoa" if model <= 0x1F or 0xA0 <= model <= 0xAF else None
+    if family == 0x1A and model <= 0x11:
+        return "Turin"
+    return None
+
+
+def kds_hint(report: SnpReport) -> str:
+    """Where AMD serves this chip's VCEK for this TCB (fetch it once, then hand it in with --snp-certs)."""
+    product = product_from_cpuid(report) or "PRODUCT"
+    tcb = decode_tcb(report.reported_tcb, product)
+    query = "&".join(
+        f"{name}SPL={tcb[key]:02d}"
+        for name, key in (("fmc", "fmc"), ("bl", "bootloader"), ("tee", "tee"), ("snp", "snp"), ("ucode", "microcode"))
+        if key in tcb
+    )
+    chip = report.chip_id.hex() if product != "Turin" else report.chip_id[:8].hex()
+    return f"https://kdsintf.amd.com/vcek/v1/{product}/{chip}?{query}"
+
+
 # -- the checks ----------------------------------------------------------------------------------------------------
 def verify_snp_report(
     raw: bytes,
@@ -217,7 +240,7 @@ def verify_snp_report(
             "certificates",
             FAIL,
             f"no {key_kind} certificate: {where}{problems}; pass --snp-certs DIR holding the {key_kind} from AMD's "
-            "KDS (kdsintf.amd.com) for this chip and TCB",
+            f"KDS ({kds_hint(report) if key_kind == 'VCEK' else 'kdsintf.amd.com/vlek/v1'})",
         )
         return result
     tcb = vcek_tcb(leaf)
