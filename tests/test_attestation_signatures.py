@@ -535,6 +535,7 @@ def test_a_closed_pipe_ends_the_evidence_command_quietly() -> None:
     assert process.stderr is not None
     process.stdout.close()  # as `| head -1` does once it has its line: every write now fails with EPIPE
     err = process.stderr.read().decode()
+    process.stderr.close()
     assert process.wait(timeout=60) == 0
     assert "Traceback" not in err
     assert "BrokenPipe" not in err
@@ -601,3 +602,43 @@ def test_verify_with_collateral_reports_the_tcb_status(tmp_path: Path, capsys) -
     out = capsys.readouterr().out
     assert "PASS  tdx-quote: collateral:" in out
     assert "FAIL  tdx-quote: TCB status: OutOfDate (platform OutOfDate" in out
+
+
+@pytest.mark.filterwarnings("ignore:Attribute's length:UserWarning")
+@pytest.mark.parametrize("name", [V4, V5])
+def test_no_flipped_bit_anywhere_in_a_quote_raises_or_goes_unnoticed(name: str) -> None:
+    raw = shared("tdx", name)
+    original = parse_quote(raw)
+    chain = parse_certification_data(original).pck_chain_pem
+    ders = [c.public_bytes(serialization.Encoding.DER) for c in load_pem_chain(chain, "chain")]
+    pem_start = len(raw) - len(original.trailing) - len(chain)
+    for offset in range(0, len(raw), 5):
+        tampered = flip(raw, offset)
+        try:
+            quote = parse_quote(tampered)
+        except ValueError:
+            continue  # a structural error: exit 2 with a message, tested elsewhere
+        report = verify_tdx_quote(tampered, quote, at=NOW)
+        # Only bytes no signature covers may change unnoticed: the trailing bytes, or PEM text that decodes to the
+        # same certificates (a flipped line break, say).
+        if report.ok and offset < len(raw) - len(quote.trailing):
+            assert offset >= pem_start, (offset, report.failed_steps())
+            certs = load_pem_chain(parse_certification_data(quote).pck_chain_pem, "chain")
+            assert [c.public_bytes(serialization.Encoding.DER) for c in certs] == ders
+
+
+@pytest.mark.filterwarnings("ignore:Attribute's length:UserWarning")  # cryptography on a damaged country name
+def test_no_flipped_bit_in_an_snp_report_or_its_certificate_table_raises(amd: SimulatedAmdPki) -> None:
+    raw = simulated_report(amd)
+    table = amd.cert_table()
+    for offset in range(0, 0x2A0 + 144, 3):  # the signed bytes and the signature's r and s
+        tampered = flip(raw, offset)
+        try:
+            report = parse_snp_report(tampered)
+        except ValueError:
+            continue
+        result = verify_snp_report(tampered, report, certificates=parse_cert_table(table), anchors=SIMULATED_ANCHORS)
+        assert not result.ok, offset
+    for offset in range(0, len(table), 11):
+        certificates = parse_cert_table(flip(table, offset))
+        verify_snp_report(raw, certificates=certificates, anchors=SIMULATED_ANCHORS)  # must not raise

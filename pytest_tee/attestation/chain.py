@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.utils import CryptographyDeprecationWarning
 
 PASS = "pass"
@@ -87,6 +88,14 @@ class SignatureReport:
         }
 
 
+def public_key_of(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
+    """The certificate's key, or None when its algorithm is unknown (a damaged or exotic certificate)."""
+    try:
+        return cert.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        return None
+
+
 def serial_of(cert: x509.Certificate) -> int:
     # AMD issues VCEKs with serial number 0, which cryptography warns about; it is not ours to fix.
     with warnings.catch_warnings():
@@ -108,9 +117,9 @@ def common_name(name: x509.Name) -> str:
 
 def check_signature(issuer: x509.Certificate, cert: x509.Certificate) -> str | None:
     """None when ``issuer``'s key signed ``cert``; otherwise why not (ECDSA or RSA-PSS, as the vendors use)."""
-    key = issuer.public_key()
-    algorithm = cert.signature_hash_algorithm
     try:
+        key = issuer.public_key()
+        algorithm = cert.signature_hash_algorithm
         if isinstance(key, ec.EllipticCurvePublicKey):
             if algorithm is None:
                 return "the certificate names no hash algorithm"

@@ -35,6 +35,7 @@ from pytest_tee.attestation.chain import (
     common_name,
     ecdsa_raw_verify,
     load_der_certificate,
+    public_key_of,
     serial_of,
 )
 from pytest_tee.attestation.trust_roots import TrustAnchors
@@ -90,11 +91,13 @@ def _signed_json(path: Path, text: bytes) -> SignedJson | None:
         return None
     # The signature covers the value's bytes exactly as served: find them rather than re-serialising.
     decoded = text.decode("utf-8")
-    start = decoded.index(f'"{key}"') + len(key) + 2
-    start = decoded.index(":", start - 1) + 1
-    while decoded[start] in " \t\r\n":
-        start += 1
-    _, end = json.JSONDecoder().raw_decode(decoded, start)
+    try:
+        start = decoded.index(":", decoded.index(f'"{key}"') + len(key) + 2) + 1
+        while decoded[start] in " \t\r\n":
+            start += 1
+        _, end = json.JSONDecoder().raw_decode(decoded, start)
+    except (ValueError, IndexError):
+        return None
     try:
         signature = bytes.fromhex(str(doc.get("signature", "")))
     except ValueError:
@@ -173,7 +176,7 @@ def _check_signed_json(
         r = int.from_bytes(item.signature[:32], "big")
         s = int.from_bytes(item.signature[32:], "big")
         for cert in pool:
-            key = cert.public_key()
+            key = public_key_of(cert)
             if isinstance(key, ec.EllipticCurvePublicKey) and ecdsa_raw_verify(
                 key, r, s, item.signed_text, hashes.SHA256()
             ):
@@ -183,7 +186,7 @@ def _check_signed_json(
         problems.append(f"{what}'s signature does not verify under any certificate in the collateral")
     else:
         roots = [
-            cert for cert in pool if cert.subject == signer.issuer and anchors.trusts_intel_root(cert.public_key())
+            cert for cert in pool if cert.subject == signer.issuer and anchors.trusts_intel_root(public_key_of(cert))
         ]
         if not any(check_signature(root, signer) is None for root in roots):
             problems.append(
@@ -210,7 +213,12 @@ def _crl_checks(
         if issuer is None:
             continue  # a CRL for another CA (e.g. the Processor CA when the PCK came from the Platform CA)
         role, ca = issuer
-        if not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+        key = public_key_of(ca)
+        try:
+            signed = key is not None and crl.is_signature_valid(key)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            signed = False
+        if not signed:
             problems.append(f"{name}: the CRL of {role} {common_name(ca.subject)!r} is not signed by it")
             continue
         next_update = crl.next_update_utc
@@ -300,6 +308,23 @@ def tdx_tcb_status(
     at: dt.datetime,
 ) -> None:
     """Add ``collateral``, ``revocation`` and ``TCB status`` steps for a TD quote."""
+    try:
+        _tdx_tcb_status(report, quote, qe, certs, extensions, collateral, anchors, at)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # Collateral is input from outside: a field of the wrong shape is a failed check, not a traceback.
+        report.add("collateral", FAIL, f"{collateral.source}: the collateral does not decode ({exc!r})")
+
+
+def _tdx_tcb_status(
+    report: SignatureReport,
+    quote: TdQuote,
+    qe: QeReport,
+    certs: Sequence[x509.Certificate],
+    extensions: PckExtensions | None,
+    collateral: Collateral,
+    anchors: TrustAnchors,
+    at: dt.datetime,
+) -> None:
     pool = [*collateral.certs, *certs]
     problems = list(collateral.problems)
     tcb_info, qe_identity = collateral.tcb_info, collateral.qe_identity
@@ -379,7 +404,7 @@ def snp_revocation_status(
     """Add ``collateral``, ``revocation`` and ``TCB status`` steps for an SNP report (the ARK signs AMD's CRL)."""
     ark = chain[-1][1]
     problems, revoked, checked = _crl_checks(collateral.crls, chain, at)
-    if not anchors.trusts_amd_ark(product, ark.public_key()):
+    if not anchors.trusts_amd_ark(product, public_key_of(ark)):
         problems.append("the ARK is not pinned, so its CRL proves nothing")
     if problems:
         report.add("collateral", FAIL, f"{collateral.source}: " + "; ".join(problems))

@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pytest_tee.attestation.chain import SignatureReport
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+
+from pytest_tee.attestation.chain import FAIL, SignatureReport
 from pytest_tee.attestation.collateral import Collateral
 from pytest_tee.attestation.evidence import ParsedEvidence
 from pytest_tee.attestation.sev import SnpReport, unwrap_snp_response
@@ -32,6 +35,19 @@ class SignatureContext:
 
 def check_signatures(
     parsed: ParsedEvidence, raw: bytes, context: SignatureContext, *, auxblob: bytes | None = None
+) -> SignatureReport | None:
+    """The offline signature checks for a quote or SNP report; None for evidence without any."""
+    try:
+        return _check_signatures(parsed, raw, context, auxblob)
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
+        # Certificates are attacker-controlled input: whatever the parsers below reject is a failed check.
+        report = SignatureReport()
+        report.add("signatures", FAIL, f"the signature data cannot be checked: {exc}")
+        return report
+
+
+def _check_signatures(
+    parsed: ParsedEvidence, raw: bytes, context: SignatureContext, auxblob: bytes | None
 ) -> SignatureReport | None:
     if isinstance(parsed, TdQuote):
         return verify_tdx_quote(raw, parsed, at=context.at, anchors=context.anchors, collateral=context.collateral)

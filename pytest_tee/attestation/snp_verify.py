@@ -33,6 +33,7 @@ from pytest_tee.attestation.chain import (
     common_name,
     ecdsa_raw_verify,
     load_der_certificate,
+    public_key_of,
 )
 from pytest_tee.attestation.sev import SnpReport, parse_snp_report
 from pytest_tee.attestation.tdx_verify import load_pem_chain
@@ -243,7 +244,11 @@ def verify_snp_report(
             f"KDS ({kds_hint(report) if key_kind == 'VCEK' else 'kdsintf.amd.com/vlek/v1'})",
         )
         return result
-    tcb = vcek_tcb(leaf)
+    try:
+        tcb = vcek_tcb(leaf)
+    except (ValueError, x509.DuplicateExtension) as exc:
+        result.add("certificates", FAIL, f"the {key_kind}'s AMD extensions do not decode: {exc}")
+        return result
     product = product_of(leaf, tcb)
     if product is None:
         result.add("certificates", FAIL, f"cannot tell the AMD product of {key_kind} {leaf.subject.rfc4514_string()}")
@@ -270,7 +275,7 @@ def verify_snp_report(
     )
     result.details.update({"product": product, "signing_key": key_kind, "vcek_tcb": tcb})
 
-    key = leaf.public_key()
+    key = public_key_of(leaf)
     r = int.from_bytes(report.signature[0:72], "little")
     s = int.from_bytes(report.signature[72:144], "little")
     signed = raw[:SNP_SIGNED_SIZE]
@@ -287,7 +292,7 @@ def verify_snp_report(
         result,
         chain,
         chain_name=f"{key_kind} chain",
-        root_trusted=lambda root: anchors.trusts_amd_ark(product, root.public_key()),
+        root_trusted=lambda root: anchors.trusts_amd_ark(product, public_key_of(root)),
         root_label=f"AMD ARK-{product} ({anchors.name})",
         at=at,
     )

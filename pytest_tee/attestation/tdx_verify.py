@@ -30,6 +30,7 @@ from pytest_tee.attestation.chain import (
     check_chain,
     common_name,
     ecdsa_raw_verify,
+    public_key_of,
 )
 from pytest_tee.attestation.tdx import TdQuote, parse_quote
 from pytest_tee.attestation.trust_roots import VENDOR_ROOTS, TrustAnchors
@@ -214,6 +215,8 @@ def pck_extensions(cert: x509.Certificate) -> PckExtensions:
         extension = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSIONS_OID))
     except x509.ExtensionNotFound:
         raise ValueError("the PCK certificate has no SGX extensions (OID 1.2.840.113741.1.13.1)") from None
+    except (x509.DuplicateExtension, ValueError) as exc:
+        raise ValueError(f"the PCK certificate's extensions do not decode: {exc}") from None
     value = extension.value
     raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
     fields: dict[str, der.Tlv] = {}
@@ -302,7 +305,7 @@ def verify_tdx_quote(
         )
 
     pck = certs[0]
-    pck_key = pck.public_key()
+    pck_key = public_key_of(pck)
     if isinstance(pck_key, ec.EllipticCurvePublicKey) and _raw_verify(
         pck_key, cert_data.qe_report_signature, cert_data.qe_report.raw
     ):
@@ -317,7 +320,7 @@ def verify_tdx_quote(
         report,
         list(zip(roles, certs, strict=True)),
         chain_name="PCK chain",
-        root_trusted=lambda root: anchors.trusts_intel_root(root.public_key()),
+        root_trusted=lambda root: anchors.trusts_intel_root(public_key_of(root)),
         root_label=f"Intel SGX Root CA ({anchors.name})",
         at=at,
     )

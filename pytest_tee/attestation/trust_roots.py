@@ -298,12 +298,12 @@ class TrustAnchors:
     amd_product_chains: Mapping[str, tuple[bytes, bytes]] = field(default_factory=lambda: dict(AMD_PRODUCT_CHAINS))
     name: str = "vendor roots"
 
-    def trusts_intel_root(self, key: PublicKeyTypes) -> bool:
-        return spki(key) == self.intel_root_spki
+    def trusts_intel_root(self, key: PublicKeyTypes | None) -> bool:
+        return key is not None and spki(key) == self.intel_root_spki
 
-    def trusts_amd_ark(self, product: str, key: PublicKeyTypes) -> bool:
+    def trusts_amd_ark(self, product: str, key: PublicKeyTypes | None) -> bool:
         pinned = self.amd_ark_spki_sha256.get(product)
-        return pinned is not None and spki_sha256(key) == pinned
+        return key is not None and pinned is not None and spki_sha256(key) == pinned
 
 
 VENDOR_ROOTS = TrustAnchors()
