@@ -107,7 +107,10 @@ def load_der_certificate(data: bytes) -> x509.Certificate:
     """A DER certificate (``ValueError`` when it is not one), without the warning AMD's serial-0 VCEKs cause."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return x509.load_der_x509_certificate(data)
+        try:
+            return x509.load_der_x509_certificate(data)
+        except x509.InvalidVersion as exc:  # not a ValueError
+            raise ValueError(str(exc)) from None
 
 
 def common_name(name: x509.Name) -> str:

@@ -143,7 +143,7 @@ def _load_x509(file: Path, data: bytes, found: Collateral) -> bool:
         try:
             found.certs.extend(x509.load_pem_x509_certificates(data.rstrip(b"\x00").strip()))
             return True
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return False
     try:
         found.crls.append((file.name, x509.load_der_x509_crl(data)))

@@ -39,7 +39,7 @@ def check_signatures(
     """The offline signature checks for a quote or SNP report; None for evidence without any."""
     try:
         return _check_signatures(parsed, raw, context, auxblob)
-    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.InvalidVersion) as exc:
         # Certificates are attacker-controlled input: whatever the parsers below reject is a failed check.
         report = SignatureReport()
         report.add("signatures", FAIL, f"the signature data cannot be checked: {exc}")

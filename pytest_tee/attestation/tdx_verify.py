@@ -166,7 +166,7 @@ def load_pem_chain(pem: bytes, what: str) -> list[x509.Certificate]:
         raise ValueError(f"{what} holds no PEM certificate")
     try:
         return x509.load_pem_x509_certificates(text)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise ValueError(f"{what} does not parse as PEM certificates: {exc}") from None
 
 
