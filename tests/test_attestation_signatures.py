@@ -646,3 +646,19 @@ def test_no_flipped_bit_in_an_snp_report_or_its_certificate_table_raises(amd: Si
         # Through the commands' entry point: a certificate too damaged to read is a failed check there.
         result = check_signatures(report, raw, context, auxblob=flip(table, offset))
         assert result is not None
+
+
+def test_a_vlek_signed_report_verifies_through_the_asvk() -> None:
+    vlek = SimulatedAmdPki("cloud", vlek=True)
+    anchors = replace(
+        SIMULATED_ANCHORS, amd_ark_spki_sha256={"Milan": spki_sha256(vlek.ark.public_key())}, amd_product_chains={}
+    )
+    raw = simulated_report(vlek)
+    report = verify_snp_report(raw, certificates=parse_cert_table(vlek.cert_table()), anchors=anchors, at=NOW)
+    assert failed(report) == []
+    assert [step.name for step in report.steps][2] == "VLEK chain"
+    assert [cn(cert.subject) for cert in report.chain] == ["CN=SEV-VLEK", "CN=SEV-VLEK-Milan", "CN=ARK-Milan"]
+    # pytest-tee ships no ASVK (KDS serves it at /vlek/v1/PRODUCT/cert_chain): without it the chain is incomplete.
+    report = verify_snp_report(raw, certificates=parse_cert_table(vlek.cert_table(ask=False)), anchors=anchors)
+    assert failed(report) == ["certificates"]
+    assert "no ASVK certificate for Milan" in report.steps[0].message

@@ -311,16 +311,27 @@ def _amd_int(oid: str, value: int) -> x509.UnrecognizedExtension:
 
 
 class SimulatedAmdPki:
-    """ARK → ASK → VCEK for one product, signing SEV-SNP reports; the VCEK carries the TCB it was issued for."""
+    """ARK → ASK → VCEK for one product, signing SEV-SNP reports; the VCEK carries the TCB it was issued for.
 
-    def __init__(self, label: str = "amd", *, product: str = "Milan", reported_tcb: int = 0x4405000000000002) -> None:
+    ``vlek=True``: ARK → ASVK → VLEK instead (a key the cloud provider loaded; no chip ID in the certificate).
+    """
+
+    def __init__(
+        self,
+        label: str = "amd",
+        *,
+        product: str = "Milan",
+        reported_tcb: int = 0x4405000000000002,
+        vlek: bool = False,
+    ) -> None:
         self.product = product
+        self.vlek = vlek
         org = "pytest-tee simulation"
         self.ark_key = derived_key(f"{label} ARK {product}", ec.SECP384R1())
         self.ask_key = derived_key(f"{label} ASK {product}", ec.SECP384R1())
         self.vcek_key = derived_key(f"{label} VCEK {product}", ec.SECP384R1())
         ark_name = _name(f"ARK-{product}", org)
-        ask_name = _name(f"SEV-{product}", org)
+        ask_name = _name(f"SEV-VLEK-{product}" if vlek else f"SEV-{product}", org)
         self.ark = make_cert(ark_name, self.ark_key, ark_name, self.ark_key, serial=0x100, ca=True)
         self.ask = make_cert(ask_name, self.ask_key, ark_name, self.ark_key, serial=0x101, ca=True)
         self.reported_tcb = reported_tcb
@@ -338,10 +349,12 @@ class SimulatedAmdPki:
             _amd_int(f"{AMD_OID}.3.2", parts[1]),
             _amd_int(f"{AMD_OID}.3.3", parts[6]),
             _amd_int(f"{AMD_OID}.3.8", parts[7]),
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{AMD_OID}.4"), chip_id or self.chip_id),
         )
+        if not self.vlek:
+            hwid = x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{AMD_OID}.4"), chip_id or self.chip_id)
+            extensions = (*extensions, hwid)
         return make_cert(
-            _name("SEV-VCEK", "pytest-tee simulation"),
+            _name("SEV-VLEK" if self.vlek else "SEV-VCEK", "pytest-tee simulation"),
             self.vcek_key,
             self.ask.subject,
             self.ask_key,
@@ -357,7 +370,11 @@ class SimulatedAmdPki:
 
     def sign_report(self, report: SnpReport) -> SnpReport:
         unsigned = replace(
-            report, reported_tcb=self.reported_tcb, chip_id=self.chip_id, signature=bytes(512), key_info=0
+            report,
+            reported_tcb=self.reported_tcb,
+            chip_id=bytes(64) if self.vlek else self.chip_id,
+            signature=bytes(512),
+            key_info=(1 if self.vlek else 0) << 2,  # SIGNING_KEY: 0 VCEK, 1 VLEK
         )
         blob = unsigned.to_bytes()
         r, s = utils.decode_dss_signature(self.vcek_key.sign(blob[:SNP_SIGNED_SIZE], ec.ECDSA(hashes.SHA384())))
@@ -372,7 +389,7 @@ class SimulatedAmdPki:
         """An extended-report certificate table (the configfs-tsm ``auxblob``)."""
         entries: list[tuple[uuid.UUID, bytes]] = []
         if vcek:
-            entries.append((GUID_VCEK, self.vcek.public_bytes(serialization.Encoding.DER)))
+            entries.append((GUID_VLEK if self.vlek else GUID_VCEK, self.vcek.public_bytes(serialization.Encoding.DER)))
         if ask:
             entries.append((GUID_ASK, self.ask.public_bytes(serialization.Encoding.DER)))
         if ark:
