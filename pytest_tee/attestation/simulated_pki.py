@@ -340,7 +340,7 @@ class SimulatedAmdPki:
 
     def make_vcek(self, tcb: int, chip_id: bytes | None = None) -> x509.Certificate:
         parts = tcb.to_bytes(8, "little")
-        extensions = (
+        extensions: tuple[x509.UnrecognizedExtension, ...] = (
             _amd_int(f"{AMD_OID}.1", 0),
             x509.UnrecognizedExtension(
                 x509.ObjectIdentifier(f"{AMD_OID}.2"), der.encode(der.IA5STRING, f"{self.product}-B0".encode())
