@@ -662,3 +662,21 @@ def test_a_vlek_signed_report_verifies_through_the_asvk() -> None:
     report = verify_snp_report(raw, certificates=parse_cert_table(vlek.cert_table(ask=False)), anchors=anchors)
     assert failed(report) == ["certificates"]
     assert "no ASVK certificate for Milan" in report.steps[0].message
+
+
+def test_a_certificate_signed_by_a_leaf_key_fails_the_chain() -> None:
+    # Someone holding one platform's PCK private key certifies a key of their own under it: every signature is
+    # valid, but the PCK is not a CA.
+    pki = SimulatedIntelPki("leaked")
+    from pytest_tee.attestation.simulated_pki import derived_key, make_cert, pem, sgx_extension
+
+    rogue_key = derived_key("rogue", pki.pck_key.curve)
+    rogue_name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Rogue PCK Certificate")])
+    extensions = (sgx_extension(pki.tcb),)
+    rogue = make_cert(rogue_name, rogue_key, pki.pck.subject, pki.pck_key, serial=9, ca=False, extensions=extensions)
+    forger = SimulatedIntelPki("leaked")
+    forger.pck_key = rogue_key  # the QE report is signed with the rogue key
+    quote = forger.sign_quote(parse_quote(shared("tdx", V4)), chain=pem(rogue, pki.pck, pki.platform_ca, pki.root))
+    report = verify_tdx_quote(quote.to_bytes(), at=NOW, anchors=pki.anchors)
+    assert failed(report) == ["PCK chain"]
+    assert "signs certificates but is not a CA" in outcomes_messages(report)["PCK chain"]

@@ -155,7 +155,18 @@ def verify_links(chain: Sequence[tuple[str, x509.Certificate]]) -> list[str]:
         if problem:
             signer = "itself" if cert is issuer else f"the {issuer_role}"
             problems.append(f"{role} ({common_name(cert.subject)}) not signed by {signer}: {problem}")
+    # Every signer must be a CA: otherwise a leaf key (say, one extracted from a platform) could certify more.
+    for role, cert in chain[1:]:
+        if not is_ca(cert):
+            problems.append(f"{role} ({common_name(cert.subject)}) signs certificates but is not a CA")
     return problems
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
+        return False
 
 
 def validity_problems(chain: Sequence[tuple[str, x509.Certificate]], at: dt.datetime) -> list[str]:
