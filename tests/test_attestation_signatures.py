@@ -460,8 +460,12 @@ def test_a_revoked_pck_fails(intel: SimulatedIntelPki, tmp_path: Path) -> None:
             lambda d, pki: (d / "pckcrl.der").write_bytes(SimulatedIntelPki("collateral").pck_crl()[:-3] + b"abc"),
             "pckcrl.der: the CRL of CA 'Simulated SGX PCK Platform CA' is not signed by it",
         ),
+        (
+            lambda d, pki: (d / "tcb_info.json").write_bytes(pki.tcb_info([pki.tcb_level("UpToDate")], kind="SGX")),
+            "TCB info has id 'SGX', not 'TDX'",
+        ),
     ],
-    ids=["edited", "forged-signer", "expired", "other-fmspc", "crl-signature"],
+    ids=["edited", "forged-signer", "expired", "other-fmspc", "crl-signature", "sgx-tcb-info"],
 )
 def test_untrustworthy_collateral_fails_on_collateral(intel: SimulatedIntelPki, tmp_path: Path, spoil, message) -> None:
     directory = collateral_dir(tmp_path, intel)

@@ -332,14 +332,24 @@ def _tdx_tcb_status(
         problems.append("no TCB info (the PCS /tdx/certification/v4/tcb response)")
     else:
         problems.extend(_check_signed_json(tcb_info, pool, anchors, at))
+        if tcb_info.body.get("id") != "TDX":
+            problems.append(
+                f"TCB info has id {tcb_info.body.get('id')!r}, not 'TDX': fetch /tdx/certification/v4/tcb, not the "
+                "SGX one"
+            )
         if extensions is not None:
             fmspc = str(tcb_info.body.get("fmspc", "")).lower()
             if fmspc != extensions.fmspc.hex():
                 problems.append(f"TCB info is for FMSPC {fmspc}, the PCK certificate says {extensions.fmspc.hex()}")
+            pce_id = str(tcb_info.body.get("pceId", "")).lower()
+            if pce_id != extensions.pce_id.hex():
+                problems.append(f"TCB info is for PCE ID {pce_id}, the PCK certificate says {extensions.pce_id.hex()}")
     if qe_identity is None:
         problems.append("no QE identity (the PCS /tdx/certification/v4/qe/identity response)")
     else:
         problems.extend(_check_signed_json(qe_identity, pool, anchors, at))
+        if qe_identity.body.get("id") != "TD_QE":
+            problems.append(f"QE identity has id {qe_identity.body.get('id')!r}, not 'TD_QE' (the TDX Quoting Enclave)")
     roles = ["PCK", *["CA"] * (len(certs) - 2), "root"] if len(certs) > 1 else ["PCK"]
     chain = list(zip(roles, certs, strict=True))
     crl_problems, revoked, checked = _crl_checks(collateral.crls, chain, at)

@@ -252,10 +252,15 @@ class SimulatedIntelPki:
         return f'{{"{key}":{text},"signature":"{(r + s).hex()}"}}'.encode()
 
     def tcb_info(
-        self, levels: list[dict[str, Any]], *, fmspc: bytes | None = None, next_update: str = "2049-01-01T00:00:00Z"
+        self,
+        levels: list[dict[str, Any]],
+        *,
+        fmspc: bytes | None = None,
+        next_update: str = "2049-01-01T00:00:00Z",
+        kind: str = "TDX",
     ) -> bytes:
         body = {
-            "id": "TDX",
+            "id": kind,
             "version": 3,
             "issueDate": "2024-06-01T00:00:00Z",
             "nextUpdate": next_update,
