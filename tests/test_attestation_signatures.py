@@ -135,7 +135,7 @@ def test_evidence_shows_the_chain_extensions_and_verdict(capsys: pytest.CaptureF
     assert "valid 2026-01-27T14:36:27+00:00 to 2033-01-27T14:36:27+00:00" in out
     assert "pck: fmspc 90c06f000000, pce_id 0000, pcesvn 13, cpusvn 04040202040100050000000000000000" in out
     assert "  PASS  root pin: the root's public key is the pinned Intel SGX Root CA (vendor roots)" in out
-    assert out.rstrip().endswith("verdict: signatures verify")
+    assert out.rstrip().endswith("verdict: signature chain valid; TCB status not checked (no collateral)")
     assert run_evidence(path, "--json") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["signatures"]["ok"] is True
@@ -411,12 +411,15 @@ def test_collateral_up_to_date(intel: SimulatedIntelPki, tmp_path: Path, capsys)
     quote.write_bytes(raw)
     directory = tmp_path / "collateral"
     assert run_evidence(quote, "--collateral", directory, "--at", "2026-06-01", anchors=intel.anchors) == 0
-    assert "PASS  TCB status: UpToDate" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PASS  TCB status: UpToDate" in out
+    assert "verdict: signature chain valid; TCB status UpToDate (platform UpToDate" in out
     # The command line trusts Intel's root only: the same files prove nothing there.
     assert run_evidence(quote, "--collateral", directory) == 1
     out = capsys.readouterr().out
     assert "FAIL  root pin" in out
     assert "does not chain to the pinned root" in out
+    assert "verdict: FAILED: root pin, collateral" in out
 
 
 def test_collateral_out_of_date(intel: SimulatedIntelPki, tmp_path: Path) -> None:

@@ -169,6 +169,16 @@ def _text(entry: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(signatures: dict[str, Any]) -> str:
+    steps = signatures["steps"]
+    if not signatures["ok"]:
+        return "FAILED: " + ", ".join(step["name"] for step in steps if step["outcome"] == "fail")
+    tcb = next((step["message"] for step in steps if step["name"] == "TCB status"), None)
+    if tcb is None or tcb.startswith("signature chain valid"):
+        return tcb or "signature chain valid"
+    return f"signature chain valid; TCB status {tcb}"
+
+
 def _signature_text(signatures: dict[str, Any]) -> list[str]:
     lines = ["certificate chain:"] if signatures["chain"] else []
     for cert in signatures["chain"]:
@@ -180,6 +190,5 @@ def _signature_text(signatures: dict[str, Any]) -> list[str]:
             lines.append(f"{name.replace('_', ' ')}: {shown}")
     lines.append("signature checks:")
     lines.extend(f"  {step['outcome'].upper():<5} {step['name']}: {step['message']}" for step in signatures["steps"])
-    verdict = "signatures verify" if signatures["ok"] else "a signature check FAILED"
-    lines.append(f"verdict: {verdict}")
+    lines.append(f"verdict: {_verdict(signatures)}")
     return lines
