@@ -235,7 +235,8 @@ def verify_snp_report(
         return result
     leaf = found.certs.get(key_kind)
     if leaf is None:
-        where = "the report's certificate table (auxblob) has none" if found.sources else "no certificates were given"
+        given = ", ".join(f"{role} from {source}" for role, source in found.sources.items())
+        where = f"none among the certificates given ({given})" if given else "no certificates were given"
         problems = f" ({'; '.join(found.problems)})" if found.problems else ""
         result.add(
             "certificates",
