@@ -687,3 +687,13 @@ def test_a_certificate_signed_by_a_leaf_key_fails_the_chain() -> None:
     report = verify_tdx_quote(quote.to_bytes(), at=NOW, anchors=pki.anchors)
     assert failed(report) == ["PCK chain"]
     assert "signs certificates but is not a CA" in outcomes_messages(report)["PCK chain"]
+
+
+def test_a_certificate_directory_holding_every_products_chain_picks_the_one_the_names_link(tmp_path: Path) -> None:
+    certs = real_snp_certs(tmp_path)
+    for product, (ask, ark) in AMD_PRODUCT_CHAINS.items():
+        (certs / f"{product.lower()}_cert_chain.pem").write_bytes(ask + ark)  # as KDS serves cert_chain
+    report = verify_snp_report(shared("snp", "attestation.bin"), certificates=load_cert_dir(certs), at=NOW)
+    assert failed(report) == []
+    assert "ASK from" in report.steps[0].message
+    assert "milan_cert_chain.pem" in report.steps[0].message

@@ -60,9 +60,10 @@ NO_COLLATERAL = "signature chain valid; TCB status not checked (no collateral)"
 class SnpCertificates:
     """VCEK/VLEK, ASK/ASVK and ARK as found, with where each came from."""
 
-    certs: dict[str, x509.Certificate] = field(default_factory=dict)  # role → certificate
+    certs: dict[str, x509.Certificate] = field(default_factory=dict)  # role → the first certificate found
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    everything: list[tuple[str, x509.Certificate, str]] = field(default_factory=list)  # (role, cert, source)
 
     def add(self, cert: x509.Certificate, source: str) -> None:
         role = role_of(cert)
@@ -71,13 +72,19 @@ class SnpCertificates:
             return
         self.certs.setdefault(role, cert)
         self.sources.setdefault(role, source)
+        self.everything.append((role, cert, source))
 
     def merge(self, other: SnpCertificates) -> None:
-        for role, cert in other.certs.items():
-            if role not in self.certs:
-                self.certs[role] = cert
-                self.sources[role] = other.sources[role]
+        for _, cert, source in other.everything:
+            self.add(cert, source)
         self.problems.extend(other.problems)
+
+    def issuer_of(self, role: str, cert: x509.Certificate) -> tuple[x509.Certificate, str] | None:
+        """The given ``role`` certificate named as ``cert``'s issuer (a directory may hold several products')."""
+        for found_role, candidate, source in self.everything:
+            if found_role == role and candidate.subject == cert.issuer:
+                return candidate, source
+        return None
 
 
 def role_of(cert: x509.Certificate) -> str | None:
@@ -259,13 +266,17 @@ def verify_snp_report(
     sources = {key_kind: found.sources[key_kind]}
     chain: list[tuple[str, x509.Certificate]] = [(key_kind, leaf)]
     for role, index in ((issuer_role, 0), ("ARK", 1)):
-        cert = found.certs.get(role)
-        source = found.sources.get(role, "")
-        if cert is None and shipped is not None and (role != "ASVK"):
+        # Prefer a given certificate that the names link to, then the shipped copy, then any of that role (which
+        # then fails the chain check, saying why).
+        match = found.issuer_of(role, chain[-1][1])
+        cert, source = match if match is not None else (None, "")
+        if cert is None and shipped is not None and role != "ASVK":
             cert, source = (
                 load_pem_chain(shipped[index], f"built-in {role}")[0],
                 f"pytest-tee's copy of AMD's {role}-{product}",
             )
+        if cert is None and role in found.certs:
+            cert, source = found.certs[role], found.sources[role]
         if cert is None:
             result.add("certificates", FAIL, f"no {role} certificate for {product}: pass --snp-certs DIR with it")
             return result
