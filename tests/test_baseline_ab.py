@@ -87,7 +87,7 @@ def test_ab_runs_abba_blocks_judges_sessions_and_cleans_up(repo: Path, capsys: p
     assert (verdict["model"], verdict["sessions_base"], verdict["sessions_head"], verdict["df"]) == ("blocks", 6, 6, 2)
     assert verdict["ratio"] == pytest.approx(0.8, rel=0.03)
     assert "block 3/3, session 12/12: base" in captured.err
-    assert "left (1 session)" in captured.err
+    assert "left (1 session to the maximum)" in captured.err
     assert "level (median of its rounds): decode_tps 8" in captured.err  # the head sessions, ~80 tok/s
     assert worktrees(repo) == 1
     assert list((repo.parent / "scratch").iterdir()) == []

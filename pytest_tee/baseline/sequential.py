@@ -41,6 +41,7 @@ are imported inside the functions: pytest imports this module at start-up throug
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,11 +110,9 @@ def z_boundaries(
     by numerical integration of S's density over the region where the design goes on (Armitage, McPherson &
     Rowe 1969). A look without new α (t capped at 1) gets an infinite boundary.
     """
-    import numpy as np
-    from scipy.optimize import brentq
-    from scipy.special import ndtr, ndtri
+    from scipy.special import ndtri
 
-    if not looks or any(b <= a for a, b in zip(looks, looks[1:])) or looks[0] < 1:
+    if not looks or looks[0] < 1 or any(later <= earlier for earlier, later in itertools.pairwise(looks)):
         raise ValueError(f"looks must be increasing positive block counts, got {looks}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -126,26 +125,31 @@ def z_boundaries(
         spent = spending(min(1.0, n / max_blocks), alpha)
         increment = spent - spent_before
         if increment <= 0.0:
-            bounds.append(math.inf)
-            grid, density, previous = _propagate(grid, density, previous, n, math.inf)
-            continue
-        if grid is None or density is None:
-            bound = float(-ndtri(increment))
+            bound = math.inf
         else:
+            first = grid is None
             step = math.sqrt(n - previous)
-            root_n = math.sqrt(n)
-            points, mass = grid, density
-
-            def log_excess(c: float, points: Any = points, mass: Any = mass) -> float:
-                crossing = float(np.dot(mass, ndtr((points - c * root_n) / step)))
-                return math.log(max(crossing, 1e-300)) - math.log(increment)
-
-            low, high = -10.0, 40.0
-            bound = float(brentq(log_excess, low, high, xtol=1e-7)) if log_excess(low) > 0 > log_excess(high) else low
+            bound = float(-ndtri(increment)) if first else _crossing_bound(grid, density, step, math.sqrt(n), increment)
+            spent_before = spent
         bounds.append(bound)
-        spent_before = spent
         grid, density, previous = _propagate(grid, density, previous, n, bound)
     return tuple(bounds)
+
+
+def _crossing_bound(grid: Any, density: Any, step: float, root_n: float, increment: float) -> float:
+    """The z boundary c at which the paths still going on first cross with probability ``increment``."""
+    import numpy as np
+    from scipy.optimize import brentq
+    from scipy.special import ndtr
+
+    def log_excess(c: float) -> float:
+        crossing = float(np.dot(density, ndtr((grid - c * root_n) / step)))
+        return math.log(max(crossing, 1e-300)) - math.log(increment)
+
+    low, high = -10.0, 40.0
+    if not log_excess(low) > 0 > log_excess(high):
+        return low  # (cannot happen with increments below the mass still going on)
+    return float(brentq(log_excess, low, high, xtol=1e-7))
 
 
 def _propagate(grid: Any, density: Any, previous: int, n: int, bound: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -214,7 +218,7 @@ def sequential_p(p_values: Sequence[float], max_blocks: int, first: int = FIRST_
 
     def crosses(level: float) -> bool:
         nominal = nominal_levels(looks, max_blocks, level)
-        return any(p <= bound for p, bound in zip(p_values, nominal))
+        return any(p <= bound for p, bound in zip(p_values, nominal, strict=True))
 
     high = 0.5
     if not crosses(high):
