@@ -48,6 +48,19 @@ _JUDGING_VARIABLES = frozenset(
     }
 )
 LOG_TAIL_LINES = 25
+# Each session: pytest, then out without the interpreter's shutdown. Tearing down torch and transformers' modules
+# took 3–3.6 s a session on the shared 2-vCPU VM (benchmarks/tooling/session_overhead.py); pytest has written and
+# closed its files by the time pytest.main returns, so only atexit handlers are skipped, and sessions run
+# only the measured benchmarks.
+SESSION_BOOTSTRAP = """
+import os, sys
+import pytest
+sys.argv[0] = "pytest"
+code = pytest.main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(int(code))
+"""
 
 
 def _positive_int(text: str) -> int:
@@ -357,7 +370,7 @@ def _run_session(side: Side, pytest_args: Sequence[str], stem: Path) -> dict[str
     import json
 
     json_path, log_path = stem.with_suffix(".json"), stem.with_suffix(".log")
-    command = [side.python, "-m", "pytest", *pytest_args, f"--benchmark-json={json_path}"]
+    command = [side.python, "-c", SESSION_BOOTSTRAP, *pytest_args, f"--benchmark-json={json_path}"]
     environment = dict(side.environment) or {
         key: value for key, value in os.environ.items() if key not in _JUDGING_VARIABLES
     }
