@@ -306,7 +306,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = tee_session(session.config)
     state.release_models()
     config = session.config
-    exit_code = state.judge(functools.partial(config.hook.pytest_tee_generate_verdict, config=config))
+    hook = functools.partial(config.hook.pytest_tee_generate_verdict, config=config)
+    exit_code = state.judge(hook, test_args=[str(argument) for argument in config.args])
     if session.exitstatus == 0 and exit_code:
         session.exitstatus = exit_code
     state.write_summaries()
