@@ -1,17 +1,19 @@
 """``pytest-tee ab --base REV [-- PYTEST-ARGS]``: same-runner A/B of a base revision against the working tree.
 
-The base revision is checked out in a temporary ``git worktree``; base and head pytest sessions then run in blocks
-of four — base, head, head, base in odd blocks, head, base, base, head in even ones — so that drift in the machine
-(heat, clocks, neighbours) falls on both sides alike and cancels within each block. Sessions, not rounds, are the
-unit: each session's level is the median of its rounds, and ``sessions.decide_blocks`` judges the per-block
-differences of mean log levels with a t-test over blocks. The worktree is removed afterwards, also on Ctrl-C or
-an error.
+The base revision is checked out in a temporary ``git worktree`` (``--setup`` runs in each checkout first; each
+side imports its own code, ``ab_imports``); base and head pytest sessions then run in blocks of four — base, head,
+head, base in odd blocks, head, base, base, head in even ones — so that drift in the machine (heat, clocks,
+neighbours) falls on both sides alike and cancels within each block. Sessions, not rounds, are the unit: each
+session's level is the median of its rounds, and ``sessions.decide_blocks`` judges the per-block differences of
+mean log levels with a t-test over blocks. After every block from the third the blocks so far are judged as a
+look of a group-sequential design (``sequential``): once every verdict is decided the run stops, with the false
+alarms still ≤ α however often it looked. The worktree is removed afterwards, also on Ctrl-C or an error.
 
-Why 18 blocks by default: on a shared 2-vCPU runner session levels vary by ~9 % (log SD 0.09) from session to
-session. With sessions that noisy and independent, 18 blocks (72 sessions) are the fewest that catch a 10 % drop
-≥ 95 % of the time at 5 rounds a session with ≤ 1 % false alarms (simulated); on that runner, where ABBA also
-cancels drift, 10–12 blocks already did (docs/baselines-and-gating.md). Quieter runners need fewer: an
-inconclusive verdict says how many more blocks would likely decide it.
+Why at most 18 blocks by default: on a shared 2-vCPU runner session levels vary by ~9 % (log SD 0.09) from session
+to session; 18 blocks (72 sessions) catch a 10 % drop ≥ 95 % of the time with ≤ 1 % false alarms, and with the
+sequential looks a 10 % drop is decided after ~11 blocks, a 40 % one after ~6
+(``benchmarks/tooling/sequential_simulation.py``). An inconclusive verdict says how many blocks would likely
+decide it.
 """
 
 from __future__ import annotations
