@@ -92,6 +92,8 @@ def test_ab_runs_abba_blocks_stops_once_decided_and_cleans_up(repo: Path, capsys
     assert "left (31 sessions to the maximum)" in captured.err
     assert f"stopped after {blocks} of at most 8 blocks ({4 * blocks} sessions, " in captured.err
     assert "every verdict decided (1 regressed)" in captured.err
+    if blocks > 3:  # the looks before the stop say where the estimate stands
+        assert "look after block 3: 1 of 1 verdicts not yet decided (decode_tps 0." in captured.err
     assert "level (median of its rounds): decode_tps 8" in captured.err  # the head sessions, ~80 tok/s
     assert worktrees(repo) == 1
     assert list((repo.parent / "scratch").iterdir()) == []

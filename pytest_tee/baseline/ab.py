@@ -200,7 +200,7 @@ def _run_blocks(
             if block < args.blocks:
                 _progress(
                     f"  look after block {block}: {open_verdicts} of {len(comparison.verdicts)} verdicts "
-                    "not yet decided; going on"
+                    f"not yet decided ({_estimates(comparison.inconclusive)}); going on"
                 )
         if index < total:
             _progress(f"  {_time_left(durations, total - index, index)}")
@@ -236,6 +236,16 @@ def _judge(
         refuse_flag="--allow-env-mismatch",
         max_blocks=args.blocks,
     )
+
+
+def _estimates(verdicts: Sequence[Any], shown: int = 3) -> str:
+    """The open verdicts' current estimates: head/base with the repeated 95 % interval."""
+    parts = [
+        f"{v.metric} {v.ratio:.3f} [{v.ci95[0]:.3f}, {v.ci95[1]:.3f}]"
+        + (f" {v.benchmark.rsplit('::', 1)[-1]}" if len(verdicts) > 1 else "")
+        for v in verdicts[:shown]
+    ]
+    return "; ".join(parts) + (f"; {len(verdicts) - shown} more" if len(verdicts) > shown else "")
 
 
 def _decided_line(comparison: Any) -> str:
