@@ -101,20 +101,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fast-exit", action="store_true", help="start sessions as pytest-tee ab does (no interpreter shutdown)"
     )
+    parser.add_argument("--both", action="store_true", help="alternate plain and --fast-exit sessions")
     parser.add_argument("extra", nargs="*", help="after --: more pytest arguments")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"imports_s": [imports_seconds(args.python) for _ in range(args.sessions)], "models": {}}
     print(f"import torch, transformers: median {statistics.median(result['imports_s']):.1f} s", flush=True)
+    modes = ["normal", "fast-exit"] if args.both else ["fast-exit" if args.fast_exit else "normal"]
     for model in args.models:
-        runs = []
+        runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
         for _ in range(args.sessions):
-            runs.append(session(args.python, model, args.extra, fast_exit=args.fast_exit))
-            print(model, {key: round(value, 2) for key, value in runs[-1].items()}, flush=True)
-        medians = {key: statistics.median(run[key] for run in runs) for key in (*PHASES, "total")}
-        result["models"][model] = {"sessions": runs, "median": medians}
-        outside = medians["total"] - medians["rounds"]
-        print(f"{model}: median total {medians['total']:.1f} s, outside the rounds {outside:.1f} s:", flush=True)
-        print("  " + ", ".join(f"{phase} {medians[phase]:.1f}" for phase in PHASES), flush=True)
+            for mode in modes:  # interleaved, so that both modes see the same machine
+                runs[mode].append(session(args.python, model, args.extra, fast_exit=mode == "fast-exit"))
+                print(model, mode, {key: round(value, 2) for key, value in runs[mode][-1].items()}, flush=True)
+        result["models"][model] = {}
+        for mode in modes:
+            medians = {key: statistics.median(run[key] for run in runs[mode]) for key in (*PHASES, "total")}
+            result["models"][model][mode] = {"sessions": runs[mode], "median": medians}
+            outside = medians["total"] - medians["rounds"]
+            print(f"{model} ({mode}): median total {medians['total']:.1f} s, outside the rounds {outside:.1f} s:")
+            print("  " + ", ".join(f"{phase} {medians[phase]:.1f}" for phase in PHASES), flush=True)
     if args.out is not None:
         args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
