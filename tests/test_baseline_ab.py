@@ -299,3 +299,12 @@ def test_a_look_shows_the_open_estimates() -> None:
     many = ab._estimates([one] * 5)
     assert many.count("test_a") == 3
     assert many.endswith("; 2 more")
+
+
+def test_a_failing_setup_stops_ab_with_its_output(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["ab", "--base", "HEAD", "--setup", "echo cannot build; exit 3", *PYTEST_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert "--setup 'echo cannot build; exit 3' failed in base HEAD" in err
+    assert "(exit 3); the end of its output:\ncannot build" in err
+    assert not (repo.parent / "order.log").exists()
+    assert worktrees(repo) == 1
