@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_tee import hookspec, marks
 from pytest_tee.session import TeeSession, load_model_for, prompt_maker, start_session
 from pytest_tee.settings import Settings, add_options, resolve
+
+if TYPE_CHECKING:
+    from pytest_tee.measure.result import ThroughputResult
 
 SESSION = pytest.StashKey[TeeSession]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -205,6 +209,7 @@ def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, 
         threads=settings.threads,
         gate_check=_adaptive_gate(session),
         progress=_progress_writer(config),
+        update_result=_result_updater(request),
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
@@ -249,16 +254,23 @@ def _progress_writer(config: pytest.Config) -> Any:
     return write
 
 
-def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any:
-    from pytest_tee.session import MeasuredResult
+def _result_updater(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
+    def update(stored: dict[str, Any]) -> None:
+        request.config.hook.pytest_tee_update_result(config=request.config, item=request.node, result=stored)
 
-    def record(stored: dict[str, Any], result: Any) -> None:
-        config = request.config
-        config.hook.pytest_tee_update_result(config=config, item=request.node, result=stored)
+    return update
+
+
+def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Callable[[ThroughputResult], None]:
+    from pytest_tee.results import BenchmarkEntry
+
+    def record(result: ThroughputResult) -> None:
+        assert result.measurement is not None
         for name, summary in result.metrics.items():
             request.node.user_properties.append((f"tee_{name}", round(summary.median, 6)))
-        request.node.user_properties.append(("tee_execution_env", stored["execution_env"]))
-        session.results.append(MeasuredResult(request.node.nodeid, stored))
+        request.node.user_properties.append(("tee_execution_env", result.execution_env))
+        nodeid = request.node.nodeid
+        session.results.append(BenchmarkEntry(nodeid, nodeid.rsplit("::", 1)[-1], None, result.measurement))
 
     return record
 

@@ -11,15 +11,9 @@ import pytest
 
 from pytest_tee.confidential import confidential
 from pytest_tee.environment.record import Environment, ExecutionEnv
+from pytest_tee.records import HostSnapshot
+from pytest_tee.results import BenchmarkEntry
 from pytest_tee.settings import Settings
-
-
-@dataclass
-class MeasuredResult:
-    """A measurement of this session, as the session table and the gate need it."""
-
-    nodeid: str
-    record: dict[str, Any]
 
 
 @dataclass
@@ -29,7 +23,7 @@ class TeeSession:
     execution_envs: list[ExecutionEnv]
     unavailable_devices: dict[str, str]
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
-    results: list[MeasuredResult] = field(default_factory=list)
+    results: list[BenchmarkEntry] = field(default_factory=list)
     bandwidth: dict[str, Any] | None = None
     attestation: dict[str, Any] | None = None  # the block bound to this session's saved results
     posture: list[Any] = field(default_factory=list)  # attestation.posture.PostureNote, for header and summary
@@ -58,24 +52,15 @@ class TeeSession:
 
     @property
     def cpu_flags(self) -> list[str]:
-        return list(self.environment.host.get("cpu", {}).get("flags", ()))
+        return list(self.environment.facts.cpu_flags)
 
     def release_models(self) -> None:
         if self._models is not None:
             self._models.clear()
 
-    def host_snapshot(self) -> dict[str, Any]:
+    def host_snapshot(self) -> HostSnapshot:
         """The host facts stored with every result, so one result read alone says where it was measured."""
-        host = self.environment.host
-        return {
-            "cpu_quota": host.get("cgroup", {}).get("cpu_quota"),
-            "numa_nodes": host.get("numa", {}).get("nodes"),
-            "clocksource": host.get("clocksource"),
-            "unaccepted_bytes": host.get("memory", {}).get("unaccepted_bytes"),
-            "logical_cpus": host.get("cpu", {}).get("logical_cpus"),
-            "cpu_model": host.get("cpu", {}).get("brand"),
-            "tee": self.environment.tee,
-        }
+        return self.environment.facts.snapshot(self.environment.tee)
 
     def baseline_line(self) -> str:
         """Which stored run this session will be judged against, said up front."""
@@ -184,10 +169,7 @@ class TeeSession:
             "machine_info": {"tee": self.environment.to_dict()},
             "commit_info": {},
             "datetime": self.started,
-            "benchmarks": [
-                {"name": r.nodeid.rsplit("::", 1)[-1], "fullname": r.nodeid, "extra_info": {"tee": r.record}}
-                for r in self.results
-            ],
+            "benchmarks": [entry.to_json() for entry in self.results],
         }
 
 
@@ -236,7 +218,7 @@ def load_model_for(
     from pytest_tee.checkpoints.loading import ModelUnavailable, load_model
 
     settings = session.settings
-    cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
+    cpu_flags = session.environment.facts.cpu_flags
     dtype, reason = choose_dtype(
         settings.dtype, execution_env.device, cpu_flags, cuda_supports_bf16=_cuda_bf16(session, execution_env)
     )

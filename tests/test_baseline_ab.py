@@ -138,7 +138,14 @@ def test_ab_says_how_many_more_blocks_an_inconclusive_verdict_needs() -> None:
 
 def test_merge_documents_concatenates_samples_per_benchmark() -> None:
     def doc(values: list[float]) -> dict[str, object]:
-        tee = {"schema": 1, "samples": {"decode_tps": values}, "metrics": {}}
+        tee = {
+            "schema": 1,
+            "execution_env": "cpu",
+            "checkpoint": {"id": "fake"},
+            "workload": {"prompt_tokens": 8, "new_tokens": 4, "batch": 1},
+            "samples": {"decode_tps": values},
+            "metrics": {},
+        }
         return {"machine_info": {}, "benchmarks": [{"fullname": "t.py::test_a", "extra_info": {"tee": tee}}]}
 
     merged = ab.merge_documents([doc([1.0, 2.0]), doc([3.0])])

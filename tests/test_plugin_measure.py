@@ -200,9 +200,9 @@ def test_a_model_passed_in_is_measured_and_described(pytester: pytest.Pytester):
                                  num_attention_heads=2, num_key_value_heads=1)
             model = Qwen2ForCausalLM(config).eval()
             r = tokens_per_second(prompt_tokens=8, new_tokens=3, model=model)
-            assert r.record["checkpoint"]["architecture"] == "Qwen2ForCausalLM"
-            assert r.record["checkpoint"]["parameters"] == sum(p.numel() for p in model.parameters())
-            assert r.record["weights"] == "custom"
+            assert r.measurement.checkpoint.architecture == "Qwen2ForCausalLM"
+            assert r.measurement.checkpoint.parameters == sum(p.numel() for p in model.parameters())
+            assert r.measurement.weights == "custom"
         """
     )
     result = run(pytester, "--tee-models=tiny-qwen2")

@@ -15,7 +15,7 @@ from typing import Any
 from pytest_tee.baseline.gate import DEFAULT_ALPHA, OUTCOMES, Verdict, apply_family_correction
 from pytest_tee.baseline.sessions import HISTORY_LIMIT, decide_blocks, decide_stored
 from pytest_tee.errors import InputError
-from pytest_tee.results import Measurement, Run
+from pytest_tee.results import BenchmarkEntry, Run
 
 # Called with keywords exactly like the pytest_tee_generate_verdict hook, minus ``config``.
 DecideHook = Callable[..., "Verdict | None"]
@@ -269,7 +269,7 @@ def _identity(run: Run) -> object:
     return id(run)
 
 
-def history_samples(base: Measurement, name: str, metric: str, stored: Sequence[Run]) -> list[list[float]]:
+def history_samples(base: BenchmarkEntry, name: str, metric: str, stored: Sequence[Run]) -> list[list[float]]:
     """Rounds of ``metric`` in the stored runs that measured this benchmark with the baseline's comparison key."""
     found: list[list[float]] = []
     for run in stored:
@@ -284,7 +284,7 @@ def history_samples(base: Measurement, name: str, metric: str, stored: Sequence[
     return found
 
 
-def _higher_is_better(metric: str, measurement: Measurement, known: Mapping[str, Any]) -> bool:
+def _higher_is_better(metric: str, measurement: BenchmarkEntry, known: Mapping[str, Any]) -> bool:
     if metric in known:
         return bool(known[metric].higher_is_better)
     stored = measurement.metrics.get(metric, {}).get("higher_is_better")
@@ -325,7 +325,7 @@ def environment_mismatches(base: Run, head: Run) -> list[Mismatch]:
     return [Mismatch("environment", differences or (Difference("fingerprint", base.fingerprint, head.fingerprint),))]
 
 
-def key_differences(base: Measurement, head: Measurement) -> tuple[Difference, ...]:
+def key_differences(base: BenchmarkEntry, head: BenchmarkEntry) -> tuple[Difference, ...]:
     return tuple(_differences(base.comparison_key, head.comparison_key))
 
 

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from pytest_tee.records import Summary
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -86,43 +88,6 @@ def round_metrics(times: RoundTimes, *, prompt_tokens: int, new_tokens: int, bat
         p50, p90, p99 = np.percentile(gaps_ms, [50, 90, 99])
         values.update(itl_p50_ms=float(p50), itl_p90_ms=float(p90), itl_p99_ms=float(p99))
     return values
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A metric over the measured rounds."""
-
-    median: float
-    mean: float
-    stdev: float
-    p5: float
-    p95: float
-    ci95: tuple[float, float]  # distribution-free 95 % confidence interval of the median
-    ci_level: float  # the interval's exact coverage (below 0.95 when there are fewer than 6 rounds)
-    n: int
-    unit: str
-    higher_is_better: bool
-
-    @property
-    def ci_half_width_pct(self) -> float:
-        """Half the CI width as a percentage of the median (the adaptive stopping criterion)."""
-        if self.median == 0:
-            return float("inf")
-        return (self.ci95[1] - self.ci95[0]) / 2 / abs(self.median) * 100
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "median": self.median,
-            "mean": self.mean,
-            "stdev": self.stdev,
-            "p5": self.p5,
-            "p95": self.p95,
-            "ci95": list(self.ci95),
-            "ci_level": self.ci_level,
-            "n": self.n,
-            "unit": self.unit,
-            "higher_is_better": self.higher_is_better,
-        }
 
 
 def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+from pytest_tee.records import StoredMeasurement
+from pytest_tee.results import BenchmarkEntry
 
 COLUMNS = (
     ("checkpoint", "<"),
@@ -28,28 +30,28 @@ def significant(value: float, digits: int = 3) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _median(record: dict[str, Any], metric: str, scale: float = 1.0) -> str:
-    summary = record.get("metrics", {}).get(metric)
+def _median(measurement: StoredMeasurement, metric: str, scale: float = 1.0) -> str:
+    summary = measurement.stored_summary(metric)
     if not summary:
         return "-"
     low, high = (bound * scale for bound in summary["ci95"])
     return f"{significant(summary['median'] * scale)} ({significant(low)}–{significant(high)})"
 
 
-def result_row(record: dict[str, Any]) -> tuple[str, ...]:
-    workload = record.get("workload", {})
-    shape = f"{workload.get('prompt_tokens')}+{workload.get('new_tokens')}x{workload.get('batch')}"
+def result_row(measurement: StoredMeasurement) -> tuple[str, ...]:
+    workload = measurement.workload
+    shape = f"{workload.prompt_tokens}+{workload.new_tokens}x{workload.batch}"
     return (
-        str(record.get("checkpoint", {}).get("id", "?")),
-        str(record.get("execution_env", "?")),
-        str(record.get("weights", "?")),
-        str(record.get("dtype", "?")),
+        measurement.checkpoint.id,
+        measurement.execution_env,
+        str(measurement.weights or "?"),
+        str(measurement.dtype or "?"),
         shape,
-        _median(record, "decode_tps"),
-        _median(record, "prefill_tps"),
-        _median(record, "e2e_tps"),
-        _median(record, "ttft_s", 1e3),
-        str(record.get("rounds", "?")),
+        _median(measurement, "decode_tps"),
+        _median(measurement, "prefill_tps"),
+        _median(measurement, "e2e_tps"),
+        _median(measurement, "ttft_s", 1e3),
+        str(measurement.rounds),
     )
 
 
@@ -71,23 +73,22 @@ def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]
 FOOTNOTE = "median (95% CI of the median) over the measured rounds"
 
 
-def session_rows(results: Iterable[Any]) -> list[tuple[str, ...]]:
+def session_rows(results: Iterable[BenchmarkEntry]) -> list[tuple[str, ...]]:
     """Rows sorted by checkpoint, environment, then workload shape."""
 
-    def order(record: dict[str, Any]) -> tuple[Any, ...]:
-        workload = record.get("workload", {})
-        shape = tuple(workload.get(key) or 0 for key in ("prompt_tokens", "new_tokens", "batch"))
-        return (str(record.get("checkpoint", {}).get("id")), str(record.get("execution_env")), *shape)
+    def order(measurement: StoredMeasurement) -> tuple[str, str, int, int, int]:
+        prompt, new, batch = (value or 0 for value in measurement.workload.shape)
+        return (measurement.checkpoint.id, measurement.execution_env, prompt, new, batch)
 
-    return [result_row(record) for record in sorted((result.record for result in results), key=order)]
+    return [result_row(m) for m in sorted((entry.measurement for entry in results), key=order)]
 
 
-def session_table(results: Iterable[Any]) -> list[str]:
+def session_table(results: Iterable[BenchmarkEntry]) -> list[str]:
     """The terminal table; values are medians with the 95 % CI of the median."""
     return [*format_table(COLUMNS, session_rows(results)), FOOTNOTE]
 
 
-def markdown_table(results: Iterable[Any]) -> str:
+def markdown_table(results: Iterable[BenchmarkEntry]) -> str:
     """The same table as GitHub-flavoured markdown."""
     lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |"]
     lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in COLUMNS) + "|")

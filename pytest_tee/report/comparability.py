@@ -70,17 +70,16 @@ def _show(value: Any) -> str:
 def facts(source: Source) -> dict[str, Any]:
     """The facts of one measurement that can change its speed, from its run and its own record."""
     environment = source.saved.run.environment
-    tee = source.measurement.tee
+    measurement = source.entry.measurement
     fields = environment.get("fingerprint_fields")
     if not isinstance(fields, Mapping):
         fields = _fingerprint_fields(environment)
     host = environment.get("host") if isinstance(environment.get("host"), Mapping) else {}
     libraries = fields.get("libraries") if isinstance(fields.get("libraries"), Mapping) else {}
-    versions = tee.get("versions") if isinstance(tee.get("versions"), Mapping) else {}
-    placement = tee.get("placement") if isinstance(tee.get("placement"), Mapping) else {}
+    versions = measurement.versions
     return {
-        "threads": tee.get("threads"),
-        "interop_threads": tee.get("interop_threads"),
+        "threads": measurement.threads,
+        "interop_threads": measurement.interop_threads,
         "logical_cpus": fields.get("logical_cpus"),
         "cpu_quota": fields.get("cpu_quota"),
         "cpu_model": fields.get("cpu_model"),
@@ -88,9 +87,9 @@ def facts(source: Source) -> dict[str, Any]:
         "amx": fields.get("amx"),
         "avx512_bf16": fields.get("avx512_bf16"),
         "memory_total_gib": fields.get("memory_total_gib"),
-        "dtype": tee.get("dtype"),
-        "weights": tee.get("weights"),
-        "placement": placement.get("strategy"),
+        "dtype": measurement.dtype,
+        "weights": measurement.weights,
+        "placement": measurement.placement.get("strategy"),
         "torch": versions.get("torch", libraries.get("torch")),
         "transformers": versions.get("transformers", libraries.get("transformers")),
         "clocksource": host.get("clocksource"),

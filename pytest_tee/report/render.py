@@ -441,16 +441,14 @@ def _row_json(row: Row) -> dict[str, Any]:
 def _cell_json(cell: Cell) -> dict[str, Any]:
     return {
         "run": cell.run_label,
-        "fullname": cell.source.measurement.fullname,
+        "fullname": cell.source.entry.fullname,
         "dtype": cell.dtype,
         "weights": cell.weights,
         "threads": cell.threads,
         "metrics": {name: found.to_dict() for name, found in cell.estimates.items()},
         "roofline": cell.roofline.to_dict() if cell.roofline else None,
         "roofline_missing": cell.roofline_missing if cell.roofline is None else None,
-        "superseded": [
-            {"run": source.saved.label, "fullname": source.measurement.fullname} for source in cell.superseded
-        ],
+        "superseded": [{"run": source.saved.label, "fullname": source.entry.fullname} for source in cell.superseded],
     }
 
 
