@@ -17,7 +17,7 @@ _EXPORTS = {
     "Checkpoint": "pytest_tee.checkpoints.catalogue",
     "LoadedModel": "pytest_tee.checkpoints.loading",
     "ThroughputResult": "pytest_tee.measure.result",
-    "Verdict": "pytest_tee.baseline.gate",
+    "Verdict": "pytest_tee.records",
 }
 
 __all__ = [
@@ -33,12 +33,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pytest_tee.baseline.gate import Verdict
     from pytest_tee.checkpoints.catalogue import Checkpoint
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.environment import detect
     from pytest_tee.environment.record import Environment, Evidence, ExecutionEnv
     from pytest_tee.measure.result import ThroughputResult
+    from pytest_tee.records import Verdict
 
 
 def __getattr__(name: str) -> Any:

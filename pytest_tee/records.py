@@ -8,7 +8,8 @@
   environment's ``host`` mapping (which hooks may edit in place, so it stays a mapping underneath).
 - ``Summary``: one metric over the measured rounds.
 
-The verdict records live in ``pytest_tee.baseline.verdict``: they are the gate's output, not stored measurements.
+- ``Verdict``: the gate's answer for one benchmark and metric: a frozen core, the decision model's ``ModelDetail``
+  and, when inconclusive, a ``Hint`` with its unit. ``--tee-verdicts`` writes ``to_json``.
 
 Schema history (``SCHEMA``):
   1. the original layout, no engine: read as engine ``transformers`` (the only engine schema 1 knew).
@@ -19,6 +20,7 @@ This module imports nothing from the rest of the package: every part may depend 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -472,3 +474,158 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
+
+
+# --------------------------------------------------------------------------------------------------- verdict
+
+OUTCOMES = ("regressed", "improved", "unchanged", "inconclusive")
+MODELS = ("rounds", "single", "history", "blocks")  # pytest_tee.baseline.models: one module each
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    # JSON has no NaN; "no value" is null.
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ModelDetail:
+    """How the decision model reached a verdict: the data behind it and its statistics.
+
+    ``n_base``/``n_head`` count rounds; ``sessions_base``/``sessions_head`` count sessions (history: the stored
+    runs used); ``se_log`` is the standard error of log(ratio) and ``df`` the t distribution's degrees of freedom
+    (session-level models); ``p_value`` is one-sided in the direction of the estimate, ``p_adjusted`` after Holm.
+    """
+
+    method: str = ""
+    n_base: int | None = None
+    n_head: int | None = None
+    sessions_base: int | None = None
+    sessions_head: int | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    se_log: float | None = None
+    df: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "n_base": self.n_base,
+            "n_head": self.n_head,
+            "sessions_base": self.sessions_base,
+            "sessions_head": self.sessions_head,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "se_log": _finite_or_none(self.se_log),
+            "df": self.df,
+        }
+
+
+HINT_UNITS = ("rounds", "blocks", "stored runs", "ab blocks")
+
+
+@dataclass(frozen=True)
+class Hint:
+    """For an inconclusive verdict: about ``count`` more ``unit`` would likely decide it.
+
+    ``unit``: ``rounds`` (per side, one process), ``blocks`` (of this ab run), ``stored runs`` (of this
+    fingerprint), or ``ab blocks`` (the blocks of a ``pytest-tee ab`` run that would decide it).
+    """
+
+    count: int
+    unit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's answer for one benchmark and metric.
+
+    ``base``/``head`` are the levels compared (the median of one session's rounds; with several sessions a side,
+    the geometric mean of their medians), ``ratio`` the estimated head / base, ``ci95`` its 95 % interval,
+    ``outcome`` one of ``OUTCOMES``, ``threshold_pct`` the limit it was judged against, ``model`` the decision
+    model that judged it (one of ``MODELS``). ``detail`` says how; ``hint`` how much more data would decide an
+    inconclusive verdict.
+    """
+
+    benchmark: str
+    metric: str
+    base: float
+    head: float
+    ratio: float
+    ci95: tuple[float, float]
+    outcome: str
+    threshold_pct: float | None = None
+    model: str = "rounds"
+    higher_is_better: bool | None = None
+    detail: ModelDetail = field(default_factory=ModelDetail)
+    hint: Hint | None = None
+    note: str = ""
+
+    @property
+    def change_pct(self) -> float:
+        """Signed change of the level, head against base, in percent (+ means the number went up)."""
+        return (self.ratio - 1.0) * 100.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "metric": self.metric,
+            "base": _finite_or_none(self.base),
+            "head": _finite_or_none(self.head),
+            "ratio": _finite_or_none(self.ratio),
+            "ci95": [_finite_or_none(self.ci95[0]), _finite_or_none(self.ci95[1])],
+            "change_pct": _finite_or_none(self.change_pct),
+            "outcome": self.outcome,
+            "threshold_pct": self.threshold_pct,
+            "model": self.model,
+            "higher_is_better": self.higher_is_better,
+            "note": self.note,
+            "hint": self.hint.to_json() if self.hint is not None else None,
+            "detail": self.detail.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Verdict:
+        """A verdict written by ``--tee-verdicts`` (this layout, or the flat one of pytest-tee 0.1)."""
+        if not isinstance(data, Mapping) or not {"benchmark", "metric", "outcome"} <= set(data):
+            raise RecordError("a verdict needs benchmark, metric and outcome")
+        if data["outcome"] not in OUTCOMES:
+            raise RecordError(f"outcome {data['outcome']!r} is not one of {', '.join(OUTCOMES)}")
+        detail = _mapping(data.get("detail")) or data  # 0.1 wrote the details at the top level
+        hint = _mapping(data.get("hint"))
+        if not hint and _count(data.get("rounds_hint")) is not None:
+            hint = {"count": data["rounds_hint"], "unit": data.get("hint_unit", "rounds")}
+        ci = data.get("ci95")
+        low, high = (ci[0], ci[1]) if isinstance(ci, Sequence) and len(ci) == 2 else (None, None)
+
+        def number(value: Any) -> float:
+            found = _float_or_none(value)
+            return math.nan if found is None else found
+
+        return cls(
+            benchmark=str(data["benchmark"]),
+            metric=str(data["metric"]),
+            base=number(data.get("base")),
+            head=number(data.get("head")),
+            ratio=number(data.get("ratio")),
+            ci95=(number(low), number(high)),
+            outcome=str(data["outcome"]),
+            threshold_pct=_float_or_none(data.get("threshold_pct")),
+            model=str(data.get("model", "rounds")),
+            higher_is_better=data.get("higher_is_better") if isinstance(data.get("higher_is_better"), bool) else None,
+            detail=ModelDetail(
+                method=str(detail.get("method") or ""),
+                n_base=_count(detail.get("n_base")),
+                n_head=_count(detail.get("n_head")),
+                sessions_base=_count(detail.get("sessions_base")),
+                sessions_head=_count(detail.get("sessions_head")),
+                p_value=_float_or_none(detail.get("p_value")),
+                p_adjusted=_float_or_none(detail.get("p_adjusted")),
+                se_log=_float_or_none(detail.get("se_log")),
+                df=_float_or_none(detail.get("df")),
+            ),
+            hint=Hint(int(hint["count"]), str(hint.get("unit", "rounds"))) if _count(hint.get("count")) else None,
+            note=str(data.get("note") or ""),
+        )

@@ -125,10 +125,10 @@ def test_block_schedule_alternates_abba_and_baab() -> None:
 
 
 def test_ab_says_how_many_more_blocks_an_inconclusive_verdict_needs() -> None:
-    from pytest_tee.baseline.gate import Verdict
+    from pytest_tee.records import Hint, Verdict
 
     open_verdict = Verdict(
-        "t.py::test_a", "decode_tps", 10, 9.3, 0.93, (0.85, 1.02), "inconclusive", rounds_hint=5, hint_unit="blocks"
+        "t.py::test_a", "decode_tps", 10, 9.3, 0.93, (0.85, 1.02), "inconclusive", hint=Hint(5, "blocks")
     )
     decided = Verdict("t.py::test_b", "decode_tps", 10, 8, 0.8, (0.75, 0.85), "regressed")
     (line,) = ab.still_needed([open_verdict, decided], blocks=6)

@@ -12,11 +12,11 @@ import pytest
 
 from pytest_tee import cli
 from pytest_tee.baseline.compare import ComparisonRefused, compare_runs
-from pytest_tee.baseline.gate import Verdict
 from pytest_tee.baseline.render import render_json, render_markdown, render_text, short_names
 from pytest_tee.baseline.select import BaselineMissing, select_baseline, storage_path
 from pytest_tee.baseline.session import EXIT_NO_BASELINE, EXIT_USAGE, adaptive_gate_check, choose_baseline, run_gate
 from pytest_tee.errors import InputError
+from pytest_tee.records import Verdict
 from pytest_tee.results import Run, RunFileError, run_from_document
 from pytest_tee.settings import settings_from_mapping
 
@@ -104,7 +104,7 @@ def test_history_of_stored_runs_measures_the_session_noise() -> None:
     history = stored_runs([10.0, 10.3, 9.8, 10.1, 9.9])
     slower = run_of(environment(), {NODE: measurement(rates(8.0, seed=9))})
     (verdict,) = compare_runs(history[0], slower, RULES, history=history).verdicts
-    assert (verdict.model, verdict.sessions_base, verdict.df) == ("history", 5, 4.0)
+    assert (verdict.model, verdict.detail.sessions_base, verdict.detail.df) == ("history", 5, 4.0)
     assert verdict.outcome == "regressed"
     assert verdict.note == ""
     same = run_of(environment(), {NODE: measurement(rates(10.0, seed=9))})

@@ -32,6 +32,7 @@ from typing import Any
 
 from pytest_tee.baseline.compare_command import add_gate_arguments, emit, rules_of
 from pytest_tee.errors import InputError
+from pytest_tee.records import Verdict
 
 SIDES = ("base", "head")
 BLOCK_ORDERS = (("base", "head", "head", "base"), ("head", "base", "base", "head"))
@@ -160,13 +161,14 @@ def session_level_line(document: dict[str, Any], rules: Sequence[tuple[str, floa
     return "level (median of its rounds): " + ", ".join(levels) if levels else ""
 
 
-def still_needed(verdicts: Sequence[Any], blocks: int) -> list[str]:
+def still_needed(verdicts: Sequence[Verdict], blocks: int) -> list[str]:
     """For each inconclusive verdict with a block hint: the blocks and sessions that would likely decide it."""
     lines = []
     for verdict in verdicts:
-        if verdict.outcome != "inconclusive" or not verdict.rounds_hint or verdict.hint_unit != "blocks":
+        hint = verdict.hint
+        if verdict.outcome != "inconclusive" or hint is None or hint.unit != "blocks":
             continue
-        more = verdict.rounds_hint
+        more = hint.count
         lines.append(
             f"{verdict.benchmark} {verdict.metric}: inconclusive after {blocks} blocks; about {more} more blocks "
             f"({more * SESSIONS_PER_BLOCK} sessions) would likely decide it: rerun with --blocks {blocks + more}"

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_tee.baseline.compare import Comparison
-from pytest_tee.baseline.gate import Verdict
-from pytest_tee.baseline.sessions import FALLBACK_NOISE_RATIO
+from pytest_tee.baseline.models.sessions import FALLBACK_NOISE_RATIO
 from pytest_tee.measure.table import format_table
+from pytest_tee.records import Verdict
 from pytest_tee.report.formatting import number
 from pytest_tee.results import Run
 
@@ -76,11 +76,12 @@ def _change_cell(verdict: Verdict) -> str:
 
 def _verdict_cell(verdict: Verdict) -> str:
     text = f"{_MARKS.get(verdict.outcome, '')} {verdict.outcome}".strip()
-    if verdict.outcome == "inconclusive" and verdict.rounds_hint:
-        if verdict.hint_unit == "ab blocks":
-            text += f" (ab --blocks {verdict.rounds_hint})"
+    hint = verdict.hint
+    if verdict.outcome == "inconclusive" and hint is not None:
+        if hint.unit == "ab blocks":
+            text += f" (ab --blocks {hint.count})"
         else:
-            text += f" (+{verdict.rounds_hint} {verdict.hint_unit})"
+            text += f" (+{hint.count} {hint.unit})"
     return text
 
 
@@ -129,9 +130,9 @@ _MODEL_LEGEND = {
 
 
 def legend(comparison: Comparison) -> list[str]:
-    tested = sum(1 for verdict in comparison.verdicts if verdict.p_value is not None)
+    tested = sum(1 for verdict in comparison.verdicts if verdict.detail.p_value is not None)
     family = f", Holm-corrected over {tested} comparisons" if tested > 1 else ""
-    models = list(dict.fromkeys(verdict.model for verdict in comparison.verdicts if verdict.p_value is not None))
+    models = list(dict.fromkeys(verdict.model for verdict in comparison.verdicts if verdict.detail.p_value is not None))
     return [
         "✗ regressed: worse than base by more than the limit, with confidence: the 95 % CI of head/base excludes 1 "
         f"and a one-sided test gives p ≤ {comparison.alpha:g}{family}",
@@ -227,7 +228,7 @@ def verdicts_document(comparison: Comparison, *, fail_inconclusive: bool = False
         "counts": comparison.counts(),
         "fail_inconclusive": fail_inconclusive,
         "exit_code": comparison.exit_code(fail_inconclusive),
-        "verdicts": [verdict.to_dict() for verdict in comparison.verdicts],
+        "verdicts": [verdict.to_json() for verdict in comparison.verdicts],
         "mismatches": [
             {
                 "scope": mismatch.scope,

@@ -152,14 +152,15 @@ def adaptive_gate_check(
     note while the verdict against the baseline is still open and more rounds could close it (keep sampling),
     or None (stop).
 
-    It judges as the final gate does (``sessions.decide_stored``, with ``history`` = ``BaselineChoice.history``).
+    It judges as the final gate does (``models.decide``, with ``history`` = ``BaselineChoice.history``).
     Against stored runs the allowance is the between-session noise, which more rounds of this session do not
     shrink, so an open verdict that only more sessions could decide stops sampling too. None when the baseline has
     no such benchmark. The gate is consulted at ``first_look`` rounds and at each doubling (``is_gate_look``), with
     alpha split over ``family_size`` gated comparisons, so stopping early keeps the false-alarm rate of fixed rounds.
     """
     from pytest_tee.baseline.compare import history_samples, stored_history
-    from pytest_tee.baseline.sessions import decide_stored, rounds_could_decide
+    from pytest_tee.baseline.models import Evidence, Rule, decide
+    from pytest_tee.baseline.models.single import rounds_could_decide
     from pytest_tee.measure.metrics import METRICS
 
     measurement = baseline.by_fullname().get(fullname) if baseline is not None else None
@@ -177,17 +178,15 @@ def adaptive_gate_check(
             return f"gate: next look after {_next_look(done, first_look)} rounds"
         open_metrics = []
         for metric, pct, base in gated:
-            verdict = decide_stored(
+            evidence = Evidence(
                 fullname,
                 metric,
-                base,
-                log.samples(metric),
-                pct,
-                higher_is_better=METRICS[metric].higher_is_better,
+                base=base,
+                head=log.samples(metric),
                 history=history_samples(measurement, fullname, metric, stored),
-                alpha=per_comparison,
             )
-            if rounds_could_decide(verdict, alpha=per_comparison):
+            verdict = decide(evidence, Rule(pct, METRICS[metric].higher_is_better, per_comparison))
+            if verdict.model == "single" and rounds_could_decide(verdict, alpha=per_comparison):
                 open_metrics.append(metric)
         return f"gate: {', '.join(open_metrics)} inconclusive after {done} rounds" if open_metrics else None
 

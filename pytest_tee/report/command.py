@@ -156,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
             metric=args.metric,
             verdict_files=parse_verdict_args(args.verdicts),
             threshold_pct=args.history_threshold,
-            seed=args.seed,
         )
 
     text = _render(report, fmt)

@@ -25,7 +25,7 @@ from pytest_tee.report.data import (
 from pytest_tee.report.formatting import number
 from pytest_tee.report.history import History
 from pytest_tee.report.roofline import Roofline, roofline
-from pytest_tee.report.stats import (
+from pytest_tee.stats import (
     DEFAULT_SEED,
     RESAMPLES,
     Estimate,

@@ -17,7 +17,7 @@ from typing import Any
 from pytest_tee.report.formatting import gigabytes, number, percent, with_ci
 from pytest_tee.report.history import History
 from pytest_tee.report.model import Cell, Ratio, Report, Row
-from pytest_tee.report.stats import CI_LEVEL
+from pytest_tee.stats import CI_LEVEL
 
 JSON_SCHEMA = 1
 PAPER = "arXiv 2502.11347"

@@ -388,9 +388,9 @@ def judge(pairs: Sequence[Pair], sessions: dict[str, Session], analysis: Analysi
                 "outcome": verdict.outcome,
                 "ratio": verdict.ratio,
                 "ci95": list(verdict.ci95),
-                "p_value": verdict.p_value,
-                "n_base": verdict.n_base,
-                "n_head": verdict.n_head,
+                "p_value": verdict.detail.p_value,
+                "n_base": verdict.detail.n_base,
+                "n_head": verdict.detail.n_head,
             }
         )
         if analysis.sessions == 1:  # pytest-benchmark compares one stored run with the current session
