@@ -84,7 +84,8 @@ def test_ab_runs_abba_blocks_judges_sessions_and_cleans_up(repo: Path, capsys: p
     captured = capsys.readouterr()
     (verdict,) = json.loads(captured.out)["verdicts"]
     assert verdict["outcome"] == "regressed"
-    assert (verdict["model"], verdict["sessions_base"], verdict["sessions_head"], verdict["df"]) == ("blocks", 6, 6, 2)
+    detail = verdict["detail"]
+    assert (verdict["model"], detail["sessions_base"], detail["sessions_head"], detail["df"]) == ("blocks", 6, 6, 2)
     assert verdict["ratio"] == pytest.approx(0.8, rel=0.03)
     assert "block 3/3, session 12/12: base" in captured.err
     assert "left (1 session)" in captured.err

@@ -174,7 +174,7 @@ def test_decide_hook_replaces_the_builtin_verdict() -> None:
     comparison = compare_runs(base, head, RULES, decide_hook=hook)
     assert comparison.verdicts[0].outcome == "regressed"
     assert comparison.verdicts[0].threshold_pct == 5.0
-    assert comparison.verdicts[0].n_head == 8
+    assert comparison.verdicts[0].detail.n_head == 8
     assert calls[0]["higher_is_better"] is True
     assert len(calls[0]["base"]) == 8
     assert compare_runs(base, head, RULES, decide_hook=lambda **_: None).verdicts[0].outcome == "unchanged"
@@ -410,7 +410,7 @@ def test_compare_command_with_history(tmp_path: Path, capsys: pytest.CaptureFixt
         cli.main(["compare", str(base), str(head), "--history", str(tmp_path / ".benchmarks"), "--format", "json"]) == 1
     )
     (verdict,) = json.loads(capsys.readouterr().out)["verdicts"]
-    assert (verdict["model"], verdict["sessions_base"], verdict["outcome"]) == ("history", 4, "regressed")
+    assert (verdict["model"], verdict["detail"]["sessions_base"], verdict["outcome"]) == ("history", 4, "regressed")
     assert cli.main(["compare", str(base), str(head), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["verdicts"][0]["model"] == "single"
     assert cli.main(["compare", str(base), str(head), "--history", str(tmp_path / "absent")]) == 2

@@ -2,10 +2,9 @@
 
 Verdicts come from files written by ``--tee-verdicts`` (a list of Verdict dicts: ``benchmark``, ``metric``,
 ``outcome``, …) when given. Without them each run is compared with the previous run holding the benchmark exactly
-as ``pytest-tee compare PREVIOUS RUN --history`` over the same runs would (``baseline.models.decide``: the stored
-runs of the previous run's fingerprint measure the between-session noise when there are ≥ 3, else the cautious
-single-session model; threshold 5 % unless told), so the history shows what the gate would have said had each
-run been gated against the one before it.
+as the gate would have judged it then, with storage holding the runs up to the previous one
+(``baseline.models.decide``: ≥ 3 stored runs of the previous run's fingerprint measure the between-session noise,
+else the cautious single-session model; threshold 5 % unless told).
 """
 
 from __future__ import annotations
@@ -136,11 +135,12 @@ def _apply_consecutive_rule(history: History, runs: Sequence[SavedRun], threshol
     from pytest_tee.baseline.models import Rule, choose_model
 
     rule = Rule(threshold_pct, METRICS[history.metric].higher_is_better)
-    stored = [saved.run for saved in runs]
     used: list[str] = []
     for base, head in pairwise(history.points):
         base_entry = base.saved.run.by_fullname()[history.benchmark]
         head_entry = head.saved.run.by_fullname()[history.benchmark]
+        # What storage held when the head session ran: the baseline and the runs before it, newest first.
+        stored = [saved.run for saved in reversed(runs) if saved.order <= base.saved.order]
         evidence = stored_evidence(
             base_entry, head_entry, history.metric, stored_history(base.saved.run, head.saved.run, stored)
         )
@@ -155,8 +155,9 @@ def _apply_consecutive_rule(history: History, runs: Sequence[SavedRun], threshol
         )
     models = ", ".join(dict.fromkeys(used)) or "none"
     history.rule = (
-        f"each run against the previous run holding this benchmark, as `pytest-tee compare` judges it with a "
-        f"{threshold_pct:g} % threshold and the given runs as stored history (decision model: {models})"
+        f"each run against the previous run holding this benchmark, as the gate judged it then (`pytest-tee compare` "
+        f"with a {threshold_pct:g} % threshold and the runs up to the previous one as stored history; "
+        f"decision model: {models})"
     )
 
 
