@@ -14,6 +14,10 @@ from pytest_tee.session import TeeSession, load_model_for, prompt_maker, start_s
 from pytest_tee.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:
+    from pytest_tee.checkpoints.catalogue import Checkpoint
+    from pytest_tee.checkpoints.loading import LoadedModel
+    from pytest_tee.environment.record import Environment, ExecutionEnv
+    from pytest_tee.measure.fixture import TokensPerSecond
     from pytest_tee.measure.result import ThroughputResult
 
 SESSION = pytest.StashKey[TeeSession]()
@@ -145,7 +149,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def tee_environment(pytestconfig: pytest.Config) -> Any:
+def tee_environment(pytestconfig: pytest.Config) -> Environment:
     """The detected Environment: TEE kind and evidence, CPU, memory, GPUs, NVIDIA CC mode."""
     return tee_session(pytestconfig).environment
 
@@ -162,25 +166,29 @@ def tee_bandwidth(pytestconfig: pytest.Config) -> dict[str, Any]:
 
 
 @pytest.fixture
-def execution_env(request: pytest.FixtureRequest) -> Any:
+def execution_env(request: pytest.FixtureRequest) -> ExecutionEnv:
     """One execution environment per test instance (cpu, cuda, tdx, tdx-cuda, …): parametrized at collection."""
     raise pytest.UsageError("execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
 @pytest.fixture
-def deepseek_checkpoint(request: pytest.FixtureRequest) -> Any:
+def deepseek_checkpoint(request: pytest.FixtureRequest) -> Checkpoint:
     """A Checkpoint from the catalogue, one per --tee-models entry: parametrized at collection."""
     raise pytest.UsageError("deepseek_checkpoint is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
 @pytest.fixture
-def deepseek_model(pytestconfig: pytest.Config, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+def deepseek_model(
+    pytestconfig: pytest.Config, deepseek_checkpoint: Checkpoint, execution_env: ExecutionEnv
+) -> LoadedModel:
     """The LoadedModel for this checkpoint on this execution environment (cached; one model held at a time)."""
     return load_model_for(tee_session(pytestconfig), pytestconfig, deepseek_checkpoint, execution_env)
 
 
 @pytest.fixture
-def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+def tokens_per_second(
+    request: pytest.FixtureRequest, deepseek_checkpoint: Checkpoint, execution_env: ExecutionEnv
+) -> TokensPerSecond:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
     from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
     from pytest_tee.measure.rounds import RoundPlan

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tee.confidential import confidential
+from pytest_tee.confidential import ConfidentialText
 from pytest_tee.environment.record import Environment, ExecutionEnv
 from pytest_tee.records import HostSnapshot
 from pytest_tee.results import BenchmarkEntry
@@ -266,7 +266,7 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         texts = None
         if checkpoint is not None and tokenizer is not None and text is None:
             provided = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
-            texts = [confidential(item) for item in provided] if provided is not None else None
+            texts = [ConfidentialText(item) for item in provided] if provided is not None else None
         vocab_size = int(loaded.model.config.vocab_size)
         token_range = getattr(checkpoint, "text_token_range", None)
         if token_range is not None and token_range[1] > vocab_size:  # a stand-in model with its own vocabulary

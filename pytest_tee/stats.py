@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +88,7 @@ def _median_ratio(top: np.ndarray, bottom: np.ndarray, axis: int = -1) -> np.nda
 
 
 def ratio_of_medians(
-    numerator: Sequence[float], denominator: Sequence[float], *, seed: int, name: str, resamples: int = RESAMPLES
+    numerator: Iterable[float], denominator: Iterable[float], *, seed: int, name: str, resamples: int = RESAMPLES
 ) -> RatioEstimate | None:
     """Ratio of the two medians with a percentile-bootstrap 95 % CI (``scipy.stats.bootstrap``): each side is
     resampled on its own (they are separate sets of rounds). The replicates are kept to bootstrap means of ratios.
@@ -121,7 +121,7 @@ def ratio_of_medians(
     return RatioEstimate(value, percentile_ci(replicates), replicates)
 
 
-def mann_whitney_p(base: Sequence[float], head: Sequence[float], *, head_lower: bool) -> float:
+def mann_whitney_p(base: Iterable[float], head: Iterable[float], *, head_lower: bool) -> float:
     """One-sided Mann–Whitney U p-value that head's values are lower (``head_lower``) or higher than base's.
 
     scipy picks the exact null distribution for small samples without ties, else the normal approximation.

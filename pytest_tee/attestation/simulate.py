@@ -192,7 +192,7 @@ class _SimulatedTsm:
 def _read_fifo_until_eof(path: Path, stopped: Callable[[], bool]) -> bytes | None:
     """Everything one writer sends (configfs takes inblob from a single write); None when told to stop first."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    chunks = []
+    chunks: list[bytes] = []
     try:
         while not stopped():
             # Linux reports no hang-up on a FIFO no writer has opened yet, so this waits for the collector.

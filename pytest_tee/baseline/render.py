@@ -86,7 +86,7 @@ def _verdict_cell(verdict: Verdict) -> str:
 
 
 def _rows(comparison: Comparison, short: dict[str, str]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for verdict in comparison.verdicts:
         unit = _unit(verdict.metric)
         rows.append(

@@ -252,6 +252,8 @@ class PlainModel:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self.dtype: str
+        self.device: str | None
         try:
             first = next(model.parameters())
             self.dtype, self.device = str(first.dtype).removeprefix("torch."), str(first.device)

@@ -18,8 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from pytest_tee.records import Summary
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def round_metrics(times: RoundTimes, *, prompt_tokens: int, new_tokens: int, bat
     return values
 
 
-def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+def median_ci(samples: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Order-statistic confidence interval of the median: (low, high, exact coverage).
 
     Distribution-free (binomial), so it holds for the skewed distributions timings have. With fewer than 6

@@ -71,11 +71,10 @@ def facts(source: Source) -> dict[str, Any]:
     """The facts of one measurement that can change its speed, from its run and its own record."""
     environment = source.saved.run.environment
     measurement = source.entry.measurement
-    fields = environment.get("fingerprint_fields")
-    if not isinstance(fields, Mapping):
-        fields = _fingerprint_fields(environment)
-    host = environment.get("host") if isinstance(environment.get("host"), Mapping) else {}
-    libraries = fields.get("libraries") if isinstance(fields.get("libraries"), Mapping) else {}
+    stored_fields = environment.get("fingerprint_fields")
+    fields = stored_fields if isinstance(stored_fields, Mapping) else _fingerprint_fields(environment)
+    host = _mapping(environment.get("host"))
+    libraries = _mapping(fields.get("libraries"))
     versions = measurement.versions
     return {
         "threads": measurement.threads,
@@ -97,6 +96,10 @@ def facts(source: Source) -> dict[str, Any]:
         "platform": fields.get("platform", environment.get("platform")),
         "gpus": list(fields.get("gpus") or []),
     }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _fingerprint_fields(environment: Mapping[str, Any]) -> Mapping[str, Any]:

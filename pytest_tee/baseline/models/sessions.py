@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from pytest_tee.baseline.models.base import Evidence, HintContext, Rule
@@ -35,7 +35,7 @@ MEDIAN_VARIANCE_FACTOR = math.pi / 2
 QUIET = " (reduce the noise: pin threads, quiet the runner)"
 
 
-def log_level(samples: Sequence[float]) -> float:
+def log_level(samples: Iterable[float]) -> float:
     """A session's level on the log scale: the log of the median of its rounds."""
     return math.log(statistics.median(float(value) for value in samples))
 
