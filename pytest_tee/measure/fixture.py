@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from pytest_tee.compat import keep_benchmark_rounds
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
 from pytest_tee.measure.result import ThroughputResult
@@ -151,7 +152,7 @@ class TokensPerSecond:
         if bench is not None and not getattr(bench, "disabled", False):
             bench.pedantic(target, setup=setup, teardown=teardown, rounds=plan.cap, warmup_rounds=plan.warmup)
             # pedantic needs its round count up front; rounds after an adaptive stop were no-ops: drop their times.
-            del bench.stats.stats.data[len(log.measured_rounds) :]
+            keep_benchmark_rounds(bench, len(log.measured_rounds))
             return
         while not state["stopped"]:
             setup()
