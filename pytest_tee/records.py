@@ -269,10 +269,6 @@ class HostFacts:
         return _str_or_none(self._section("cpu").get("brand"))
 
     @property
-    def cpu_vendor(self) -> str | None:
-        return _str_or_none(self._section("cpu").get("vendor"))
-
-    @property
     def logical_cpus(self) -> int | None:
         return _count(self._section("cpu").get("logical_cpus"))
 
@@ -518,9 +514,6 @@ class ModelDetail:
             "se_log": _finite_or_none(self.se_log),
             "df": self.df,
         }
-
-
-HINT_UNITS = ("rounds", "blocks", "stored runs", "ab blocks")
 
 
 @dataclass(frozen=True)

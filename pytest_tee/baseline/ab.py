@@ -34,7 +34,6 @@ from pytest_tee.baseline.compare_command import add_gate_arguments, emit, rules_
 from pytest_tee.errors import InputError
 from pytest_tee.records import Verdict
 
-SIDES = ("base", "head")
 BLOCK_ORDERS = (("base", "head", "head", "base"), ("head", "base", "base", "head"))
 SESSIONS_PER_BLOCK = 4
 DEFAULT_BLOCKS = 18

@@ -89,10 +89,6 @@ class Comparison:
     def inconclusive(self) -> list[Verdict]:
         return self.with_outcome("inconclusive")
 
-    @property
-    def improved(self) -> list[Verdict]:
-        return self.with_outcome("improved")
-
     def counts(self) -> dict[str, int]:
         return {outcome: len(self.with_outcome(outcome)) for outcome in OUTCOMES}
 

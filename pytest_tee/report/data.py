@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from pytest_tee.errors import InputError
 from pytest_tee.results import BenchmarkEntry, Run, RunFileError, load_run, run_files
@@ -163,10 +162,6 @@ class Workload:
 
     def to_dict(self) -> dict[str, int | None]:
         return {"prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens, "batch": self.batch}
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
