@@ -16,7 +16,7 @@ _EXPORTS = {
     "detect": "pytest_tee.environment",
     "Checkpoint": "pytest_tee.checkpoints.catalogue",
     "LoadedModel": "pytest_tee.checkpoints.loading",
-    "ThroughputResult": "pytest_tee.measure.result",
+    "ThroughputResult": "pytest_tee.measure.throughput",
     "Verdict": "pytest_tee.records",
 }
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.environment import detect
     from pytest_tee.environment.record import Environment, Evidence, ExecutionEnv
-    from pytest_tee.measure.result import ThroughputResult
+    from pytest_tee.measure.throughput import ThroughputResult
     from pytest_tee.records import Verdict
 
 

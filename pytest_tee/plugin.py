@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_tee import hookspec, marks
-from pytest_tee.session import TeeSession, load_model_for, prompt_maker, start_session
+from pytest_tee.session_state import TeeSession, load_model_for, prompt_maker, start_session
 from pytest_tee.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.environment.record import Environment, ExecutionEnv
     from pytest_tee.measure.fixture import TokensPerSecond
-    from pytest_tee.measure.result import ThroughputResult
+    from pytest_tee.measure.throughput import ThroughputResult
 
 SESSION = pytest.StashKey[TeeSession]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -230,7 +230,7 @@ def _adaptive_gate(session: TeeSession) -> Any:
     baseline = getattr(session.baseline, "run", None)
     if settings.target_ci is None or baseline is None:
         return None
-    from pytest_tee.baseline.session import adaptive_gate_check
+    from pytest_tee.baseline.session_gate import adaptive_gate_check
 
     family = max(1, session.measuring_items) * len(settings.gate_rules)
     history = getattr(session.baseline, "history", ())
@@ -270,7 +270,7 @@ def _result_updater(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]]
 
 
 def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Callable[[ThroughputResult], None]:
-    from pytest_tee.results import BenchmarkEntry
+    from pytest_tee.saved_runs import BenchmarkEntry
 
     def record(result: ThroughputResult) -> None:
         assert result.measurement is not None

@@ -12,7 +12,7 @@ import pytest
 from pytest_tee.confidential import ConfidentialText
 from pytest_tee.environment.record import Environment, ExecutionEnv
 from pytest_tee.records import HostSnapshot
-from pytest_tee.results import BenchmarkEntry
+from pytest_tee.saved_runs import BenchmarkEntry
 from pytest_tee.settings import Settings
 
 
@@ -77,8 +77,8 @@ class TeeSession:
         """Run the gate over this session's results (when gating); the exit code it asks for (0 = no objection)."""
         if not self.settings.gating:
             return 0
-        from pytest_tee.baseline.session import run_gate
-        from pytest_tee.results import run_from_document
+        from pytest_tee.baseline.session_gate import run_gate
+        from pytest_tee.saved_runs import run_from_document
 
         head = run_from_document(self.results_document(), label="this session") if self.results else None
         self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook)
@@ -86,7 +86,7 @@ class TeeSession:
 
     def summary_lines(self) -> list[tuple[str, dict[str, bool]]]:
         """What the terminal summary shows after pytest's own sections: (line, markup) pairs."""
-        from pytest_tee.measure.table import session_table
+        from pytest_tee.measure.session_table import session_table
 
         lines: list[tuple[str, dict[str, bool]]] = []
         if self.results:
@@ -104,7 +104,7 @@ class TeeSession:
 
     def summary_markdown(self) -> str:
         """The same as markdown, for --tee-summary and $GITHUB_STEP_SUMMARY (no prompt text: there is none here)."""
-        from pytest_tee.measure.table import markdown_table
+        from pytest_tee.measure.session_table import session_markdown
 
         parts = [
             "## pytest-tee",
@@ -113,7 +113,7 @@ class TeeSession:
             "",
         ]
         if self.results:
-            parts += [markdown_table(self.results), ""]
+            parts += [session_markdown(self.results), ""]
         if self.bandwidth is not None:
             parts += [self._bandwidth_line(), ""]
         if self.gate is not None:
@@ -196,7 +196,7 @@ def start_session(config: pytest.Config, settings: Settings) -> TeeSession:
 
         session.posture = early_posture(settings.sysroot, cpu_flags=session.cpu_flags)
     if settings.gating:
-        from pytest_tee.baseline.session import choose_baseline
+        from pytest_tee.baseline.session_gate import choose_baseline
 
         # Now, before pytest-benchmark saves this session's own run (else "latest" would be this very session).
         session.baseline = choose_baseline(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tee import cli
-from pytest_tee.baseline import ab
+from pytest_tee.baseline import ab_command as ab
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="pytest-tee ab needs git")
 

@@ -12,12 +12,18 @@ import pytest
 
 from pytest_tee import cli
 from pytest_tee.baseline.compare import ComparisonRefused, compare_runs
-from pytest_tee.baseline.render import render_json, render_markdown, render_text, short_names
+from pytest_tee.baseline.gate_output import render_json, render_markdown, render_text, short_names
 from pytest_tee.baseline.select import BaselineMissing, select_baseline, storage_path
-from pytest_tee.baseline.session import EXIT_NO_BASELINE, EXIT_USAGE, adaptive_gate_check, choose_baseline, run_gate
+from pytest_tee.baseline.session_gate import (
+    EXIT_NO_BASELINE,
+    EXIT_USAGE,
+    adaptive_gate_check,
+    choose_baseline,
+    run_gate,
+)
 from pytest_tee.errors import InputError
 from pytest_tee.records import Verdict
-from pytest_tee.results import Run, RunFileError, run_from_document
+from pytest_tee.saved_runs import Run, RunFileError, run_from_document
 from pytest_tee.settings import settings_from_mapping
 
 RULES = (("decode_tps", 5.0),)

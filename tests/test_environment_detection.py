@@ -653,7 +653,7 @@ def test_detection_does_not_import_torch_without_nvidia_signals():
 
 
 def test_unknown_cpu_features_are_shown_as_unknown_not_as_absent(tmp_path: Path):
-    from pytest_tee.environment.render import render_text
+    from pytest_tee.environment.env_output import render_text
 
     partial = render_text(detect(tree("partial-dmesg-only")))
     assert "no AMX/AVX-512" not in partial

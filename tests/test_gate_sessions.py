@@ -16,7 +16,7 @@ import pytest
 from scipy.stats import t
 
 from pytest_tee.baseline import models
-from pytest_tee.baseline.ab import DEFAULT_BLOCKS
+from pytest_tee.baseline.ab_command import DEFAULT_BLOCKS
 from pytest_tee.baseline.gate import apply_family_correction
 from pytest_tee.baseline.models import Evidence, Rule
 from pytest_tee.baseline.models import blocks as blocks_model

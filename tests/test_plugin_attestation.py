@@ -9,7 +9,7 @@ import pytest
 
 from pytest_tee.attestation.simulate import SimulatedTd
 from pytest_tee.cli import main as pytest_tee_main
-from pytest_tee.results import load_run
+from pytest_tee.saved_runs import load_run
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "tdx"
 SECRET = "launch codes for the quarterly board meeting"

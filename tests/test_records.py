@@ -15,7 +15,7 @@ from pytest_tee.records import (
     RecordError,
     StoredMeasurement,
 )
-from pytest_tee.results import run_from_document
+from pytest_tee.saved_runs import run_from_document
 
 # A measurement exactly as pytest-tee 0.1 stored it (schema 1: no engine block), trimmed to two rounds.
 SCHEMA_1 = {

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 from pytest_tee import cli
-from pytest_tee.baseline import ab
+from pytest_tee.baseline import ab_command as ab
 from pytest_tee.baseline.compare import compare_blocks
 from pytest_tee.baseline.gate import apply_family_correction
 from pytest_tee.baseline.models import Evidence, Rule, choose_model, decide, rounds
-from pytest_tee.baseline.session import choose_baseline, run_gate
+from pytest_tee.baseline.session_gate import choose_baseline, run_gate
 from pytest_tee.report.data import order_runs
 from pytest_tee.report.history import build_history
-from pytest_tee.results import load_run, run_from_document
+from pytest_tee.saved_runs import load_run, run_from_document
 from pytest_tee.settings import settings_from_mapping
 
 NODE = "benchmarks/test_paper.py::test_decode[cpu-r1-distill-qwen-1.5b]"

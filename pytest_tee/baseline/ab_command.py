@@ -84,7 +84,7 @@ class Side:
 
 def run(args: argparse.Namespace) -> int:
     from pytest_tee.baseline.compare import compare_blocks
-    from pytest_tee.results import run_from_document
+    from pytest_tee.saved_runs import run_from_document
 
     repo = _git_toplevel(Path.cwd())
     commit = _resolve_commit(repo, args.base)
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _session_runs(sides: dict[str, list[dict[str, Any]]], name: str, block: int) -> list[Any]:
     """One block's sessions of one side as runs (each judged on its own level)."""
-    from pytest_tee.results import RunFileError, run_from_document
+    from pytest_tee.saved_runs import RunFileError, run_from_document
 
     runs = []
     for position, document in enumerate(sides[name], start=1):

@@ -16,7 +16,7 @@ from pytest_tee.baseline.gate import DEFAULT_ALPHA, OUTCOMES, Verdict, apply_fam
 from pytest_tee.baseline.models import Evidence, Rule, decide
 from pytest_tee.baseline.models.sessions import HISTORY_LIMIT
 from pytest_tee.errors import InputError
-from pytest_tee.results import BenchmarkEntry, Run
+from pytest_tee.saved_runs import BenchmarkEntry, Run
 
 # Called with keywords exactly like the pytest_tee_generate_verdict hook, minus ``config``.
 DecideHook = Callable[..., "Verdict | None"]

@@ -11,10 +11,9 @@ from typing import Any
 
 from pytest_tee.baseline.compare import Comparison
 from pytest_tee.baseline.models.sessions import FALLBACK_NOISE_RATIO
-from pytest_tee.measure.table import format_table
 from pytest_tee.records import Verdict
-from pytest_tee.report.formatting import number
-from pytest_tee.results import Run
+from pytest_tee.saved_runs import Run
+from pytest_tee.text import Table, markdown_table, md_escape, number, text_table
 
 VERDICTS_SCHEMA = 1
 NAME_WIDTH = 60
@@ -192,7 +191,7 @@ def summary_line(comparison: Comparison) -> str:
 
 def render_text(comparison: Comparison, *, title: str = "pytest-tee gate") -> str:
     prefix, short = short_names([verdict.benchmark for verdict in comparison.verdicts])
-    table = format_table(COLUMNS, _rows(comparison, short))
+    table = text_table(Table.aligned(COLUMNS, _rows(comparison, short))).splitlines()
     lines = [f"{title}: {summary_line(comparison)}", *_context_lines(comparison, prefix), "", *table, ""]
     lines += [f"note: {line}" for line in _notes(comparison, short)]
     lines += legend(comparison)
@@ -202,19 +201,13 @@ def render_text(comparison: Comparison, *, title: str = "pytest-tee gate") -> st
 def render_markdown(comparison: Comparison, *, title: str = "pytest-tee gate") -> str:
     prefix, short = short_names([verdict.benchmark for verdict in comparison.verdicts])
     lines = [f"### {title}: {summary_line(comparison)}", ""]
-    lines += [f"- {_md_escape(line)}" for line in _context_lines(comparison, prefix)]
-    lines += ["", "| " + " | ".join(name for name, _ in COLUMNS) + " |"]
-    lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in COLUMNS) + "|")
-    lines += ["| " + " | ".join(_md_escape(cell) for cell in row) + " |" for row in _rows(comparison, short)]
+    lines += [f"- {md_escape(line)}" for line in _context_lines(comparison, prefix)]
+    lines += ["", markdown_table(Table.aligned(COLUMNS, _rows(comparison, short)))]
     notes = _notes(comparison, short)
     if notes:
-        lines += ["", *(f"- {_md_escape(note)}" for note in notes)]
-    lines += ["", "<sub>" + "<br>".join(_md_escape(line) for line in legend(comparison)) + "</sub>", ""]
+        lines += ["", *(f"- {md_escape(note)}" for note in notes)]
+    lines += ["", "<sub>" + "<br>".join(md_escape(line) for line in legend(comparison)) + "</sub>", ""]
     return "\n".join(lines)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def verdicts_document(comparison: Comparison, *, fail_inconclusive: bool = False) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError, load_run, storage_run_files
+from pytest_tee.saved_runs import Run, RunFileError, load_run, storage_run_files
 
 HISTORY_LIMIT = 10  # as sessions.HISTORY_LIMIT: the stored runs that measure the between-session noise
 _RUN_NUMBER = re.compile(r"^\d{1,4}$")

@@ -21,7 +21,7 @@ from pytest_tee.baseline.compare import Comparison, ComparisonRefused, DecideHoo
 from pytest_tee.baseline.gate import DEFAULT_ALPHA, is_gate_look
 from pytest_tee.baseline.select import BaselineMissing, history_runs, select_baseline, storage_path
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError
+from pytest_tee.saved_runs import Run, RunFileError
 
 if TYPE_CHECKING:
     from pytest_tee.settings import Settings
@@ -85,7 +85,7 @@ def run_gate(
 def _judge(
     head: Run | None, settings: Settings, baseline: BaselineChoice, decide_hook: DecideHook | None
 ) -> GateReport:
-    from pytest_tee.baseline.render import render_markdown, render_text, verdicts_document
+    from pytest_tee.baseline.gate_output import render_markdown, render_text, verdicts_document
 
     if head is None:
         return _message_report(
@@ -127,7 +127,7 @@ def _judge(
 
 
 def _message_report(status: str, exit_code: int, message: str) -> GateReport:
-    from pytest_tee.baseline.render import VERDICTS_SCHEMA
+    from pytest_tee.baseline.gate_output import VERDICTS_SCHEMA
 
     return GateReport(
         status=status,

@@ -14,11 +14,11 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from pytest_tee.environment import cuda, kernel_log, platform, sev, tdx, tsm
+from pytest_tee.environment.env_output import header_line, render_text
 from pytest_tee.environment.host import CpuInfo, collect_host, read_cpuinfo
 from pytest_tee.environment.kernel_log import KernelLog, read_kernel_log
 from pytest_tee.environment.platform import PlatformFacts, decide_platform
 from pytest_tee.environment.record import TEE_KINDS, Environment, Evidence, ExecutionEnv
-from pytest_tee.environment.render import header_line, render_text
 from pytest_tee.environment.sysroot import Sysroot
 
 __all__ = [

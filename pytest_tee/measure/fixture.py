@@ -11,8 +11,8 @@ from typing import Any
 from pytest_tee.compat import keep_benchmark_rounds
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
-from pytest_tee.measure.result import ThroughputResult
 from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
+from pytest_tee.measure.throughput import ThroughputResult
 from pytest_tee.measure.timing import RoundRunner, Workload
 from pytest_tee.records import (
     CheckpointInfo,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from pytest_tee.records import StoredMeasurement
-from pytest_tee.results import BenchmarkEntry
+from pytest_tee.saved_runs import BenchmarkEntry
+from pytest_tee.text import Table, markdown_table, significant, text_table
 
 COLUMNS = (
     ("checkpoint", "<"),
@@ -20,14 +20,6 @@ COLUMNS = (
     ("TTFT ms", ">"),
     ("rounds", ">"),
 )
-
-
-def significant(value: float, digits: int = 3) -> str:
-    """3 significant digits without exponent noise: 0.0123, 4.12, 412, 41200."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
 
 
 def _median(measurement: StoredMeasurement, metric: str, scale: float = 1.0) -> str:
@@ -55,21 +47,6 @@ def result_row(measurement: StoredMeasurement) -> tuple[str, ...]:
     )
 
 
-def format_table(header: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = [tuple(row) for row in rows]
-    widths = [
-        max(len(name), *(len(row[i]) for row in rows)) if rows else len(name) for i, (name, _) in enumerate(header)
-    ]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if align == "<" else cell.rjust(width)
-            for cell, width, (_, align) in zip(cells, widths, header, strict=True)
-        ).rstrip()
-
-    return [line([name for name, _ in header]), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
-
-
 FOOTNOTE = "median (95% CI of the median) over the measured rounds"
 
 
@@ -85,12 +62,9 @@ def session_rows(results: Iterable[BenchmarkEntry]) -> list[tuple[str, ...]]:
 
 def session_table(results: Iterable[BenchmarkEntry]) -> list[str]:
     """The terminal table; values are medians with the 95 % CI of the median."""
-    return [*format_table(COLUMNS, session_rows(results)), FOOTNOTE]
+    return [*text_table(Table.aligned(COLUMNS, session_rows(results))).splitlines(), FOOTNOTE]
 
 
-def markdown_table(results: Iterable[BenchmarkEntry]) -> str:
+def session_markdown(results: Iterable[BenchmarkEntry]) -> str:
     """The same table as GitHub-flavoured markdown."""
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |"]
-    lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in COLUMNS) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in session_rows(results)]
-    return "\n".join([*lines, "", f"<sub>{FOOTNOTE}</sub>"])
+    return "\n".join([markdown_table(Table.aligned(COLUMNS, session_rows(results))), "", f"<sub>{FOOTNOTE}</sub>"])

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pytest_tee.errors import InputError
-from pytest_tee.results import BenchmarkEntry, Run, RunFileError, load_run, run_files
+from pytest_tee.saved_runs import BenchmarkEntry, Run, RunFileError, load_run, run_files
 
 # Column order: the paper's order (CPU-only, CPU-GPU, TEE), then the other TEEs; unknown names sort after these.
 ENVIRONMENT_ORDER = ("cpu", "cuda", "tdx", "tdx-cuda", "sev-snp", "sev-snp-cuda")

@@ -22,7 +22,6 @@ from pytest_tee.report.data import (
     choose_cells,
     environment_sort_key,
 )
-from pytest_tee.report.formatting import number
 from pytest_tee.report.history import History
 from pytest_tee.report.roofline import Roofline, roofline
 from pytest_tee.stats import (
@@ -35,6 +34,7 @@ from pytest_tee.stats import (
     ratio_of_medians,
     ratio_of_values,
 )
+from pytest_tee.text import number
 
 TABLE_METRICS = ("decode_tps", "e2e_tps", "ttft_s")
 PAPER_MEAN_GPU_CPU = 12.0
