@@ -13,7 +13,7 @@
 
 Schema history (``SCHEMA``):
   1. the original layout, no engine: read as engine ``transformers`` (the only engine schema 1 knew).
-  2. adds ``engine`` to the measurement and to its ``comparison_key``.
+  2. adds the ``engine`` block, and ``engine``, ``quantization`` and ``engine_settings`` to the ``comparison_key``.
 
 This module imports nothing from the rest of the package: every part may depend on it.
 """
@@ -109,15 +109,31 @@ class Summary:
 class EngineInfo:
     """The inference engine of a measurement: what decides its speed besides the model and the machine.
 
-    ``settings``: the engine's build and configuration (library version, threads, batch sizes, …), JSON values.
+    ``quantization``: how the weights are stored as measured ("bfloat16", "Q4_K_M", …; schema 1: the dtype).
+    ``build``: versions and compile-time features; ``settings``: run-time settings (threads, n_ctx, …);
+    ``key``: the settings and build facts runs must share (written into the comparison key, not the block);
+    ``weight_bytes``: bytes of weights one decode step reads (for the roofline).
     """
 
     name: str = LEGACY_ENGINE
-    quantization: str | None = None  # e.g. "Q4_K_M" for a GGUF model; None where the dtype says it all
+    quantization: str | None = None
+    build: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    key: Mapping[str, Any] = field(default_factory=dict)
+    weight_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "quantization": self.quantization, "settings": dict(self.settings)}
+        return {
+            "name": self.name,
+            "quantization": self.quantization,
+            "build": dict(self.build),
+            "settings": dict(self.settings),
+            "weight_bytes": self.weight_bytes,
+        }
+
+    def comparison_key(self) -> dict[str, Any]:
+        """The comparison-key entries: engine, quantization, and the engine's own key facts."""
+        return {"engine": self.name, "quantization": self.quantization, "engine_settings": dict(self.key)}
 
     @classmethod
     def from_json(cls, data: Any) -> EngineInfo:
@@ -130,7 +146,10 @@ class EngineInfo:
         return cls(
             name=data["name"],
             quantization=_str_or_none(data.get("quantization")),
+            build=_mapping(data.get("build")),
             settings=_mapping(data.get("settings")),
+            key=_mapping(data.get("key")),
+            weight_bytes=_int_or_none(data.get("weight_bytes")),
         )
 
 
@@ -361,7 +380,7 @@ class StoredMeasurement:
         workload = self.workload.to_json()
         return {
             "execution_env": self.execution_env,
-            "engine": self.engine.to_json(),
+            **self.engine.comparison_key(),
             "checkpoint": self.checkpoint.id,
             "weights": self.weights,
             "dtype": self.dtype,
@@ -419,10 +438,12 @@ class StoredMeasurement:
         for key in REQUIRED_KEYS:
             if key not in data:
                 raise RecordError(f"pytest-tee data lacks {key!r}")
-        engine = EngineInfo.from_json(data.get("engine")) if schema >= 2 else EngineInfo()
+        dtype = _str_or_none(data.get("dtype"))
+        # Schema 1 knew one engine: transformers, its dtype the precision, no engine settings.
+        engine = EngineInfo.from_json(data.get("engine")) if schema >= 2 else EngineInfo(quantization=dtype)
         stored_key = dict(_mapping(data.get("comparison_key")))
         if stored_key and "engine" not in stored_key:
-            stored_key["engine"] = engine.to_json()  # schema 1: the engine it could only have been
+            stored_key.update(engine=LEGACY_ENGINE, quantization=stored_key.get("dtype", dtype), engine_settings={})
         known = {f for f in cls.__dataclass_fields__ if f not in ("extra",)} | {"schema"}
         return cls(
             execution_env=str(data["execution_env"]),

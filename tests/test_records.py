@@ -72,8 +72,10 @@ SCHEMA_1 = {
 def test_a_schema_1_measurement_reads_as_the_transformers_engine() -> None:
     measurement = StoredMeasurement.from_json(SCHEMA_1)
     assert measurement.schema == 1
-    assert measurement.engine == EngineInfo(name="transformers", quantization=None, settings={})
-    assert measurement.comparison_key["engine"]["name"] == "transformers"
+    assert measurement.engine == EngineInfo(name="transformers", quantization="bfloat16")
+    assert measurement.comparison_key["engine"] == "transformers"
+    assert measurement.comparison_key["quantization"] == "bfloat16"
+    assert measurement.comparison_key["engine_settings"] == {}
     assert measurement.checkpoint.parameters == 1777088000
     assert measurement.workload.shape == (128, 32, 1)
     assert measurement.sample_values("decode_tps") == [4.0, 4.1]
@@ -87,7 +89,8 @@ def test_a_schema_1_measurement_compares_with_a_new_transformers_one() -> None:
     assert dict(new.comparison_key) == dict(old.comparison_key)
     llama = StoredMeasurement.from_json({**old.to_json(), "engine": {"name": "llama.cpp", "quantization": "Q4_K_M"}})
     llama = StoredMeasurement.from_json({**llama.to_json(), "comparison_key": {}})  # key rebuilt from the fields
-    assert llama.comparison_key["engine"] != new.comparison_key["engine"]
+    assert (llama.comparison_key["engine"], llama.comparison_key["quantization"]) == ("llama.cpp", "Q4_K_M")
+    assert dict(llama.comparison_key) != dict(new.comparison_key)
 
 
 def test_to_json_and_from_json_round_trip_and_keep_added_fields() -> None:

@@ -183,14 +183,17 @@ class TokensPerSecond:
         context = self._context
         described = dict(loaded.describe())
         threads_used = threads.get("threads")
+        dtype = described.get("dtype", "unknown")
+        # transformers (the only engine here so far): its dtype is the precision, it has no settings of its own.
+        engine = EngineInfo.from_json(described["engine"]) if "engine" in described else EngineInfo(quantization=dtype)
         return StoredMeasurement(
             execution_env=context.execution_env.name,
-            engine=EngineInfo.from_json(described.get("engine")),
+            engine=engine,
             device=described.get("device") or context.execution_env.torch_device,
             checkpoint=CheckpointInfo.from_json(described["checkpoint"]),
             weights=described.get("weights", "unknown"),
             weights_source=described.get("weights_source", ""),
-            dtype=described.get("dtype", "unknown"),
+            dtype=dtype,
             dtype_reason=described.get("dtype_reason", ""),
             placement=described.get("placement", {}),
             workload=WorkloadInfo(
