@@ -17,6 +17,7 @@ _EXPORTS = {
     "Checkpoint": "pytest_tee.checkpoints.catalogue",
     "LoadedModel": "pytest_tee.checkpoints.loading",
     "ThroughputResult": "pytest_tee.measure.throughput",
+    "StoredMeasurement": "pytest_tee.records",
     "Verdict": "pytest_tee.records",
 }
 
@@ -26,6 +27,7 @@ __all__ = [
     "Evidence",
     "ExecutionEnv",
     "LoadedModel",
+    "StoredMeasurement",
     "ThroughputResult",
     "Verdict",
     "__version__",
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from pytest_tee.environment import detect
     from pytest_tee.environment.record import Environment, Evidence, ExecutionEnv
     from pytest_tee.measure.throughput import ThroughputResult
-    from pytest_tee.records import Verdict
+    from pytest_tee.records import StoredMeasurement, Verdict
 
 
 def __getattr__(name: str) -> Any:
