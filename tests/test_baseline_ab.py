@@ -77,6 +77,7 @@ def worktrees(repo: Path) -> int:
     return git(repo, "worktree", "list", "--porcelain").count("worktree ")
 
 
+@pytest.mark.slow
 def test_ab_runs_abba_blocks_judges_sessions_and_cleans_up(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["ab", "--base", "HEAD", "--blocks", "3", "--format", "json", *PYTEST_ARGS]) == 1
     order = (repo.parent / "order.log").read_text().split()

@@ -84,6 +84,7 @@ def test_every_tree_has_an_expected_label():
     assert set(LABELS) == set(TREES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LABELS))
 def test_tree_is_labelled_by_its_evidence(name: str):
     tee, platform, key_signals = LABELS[name]
@@ -287,6 +288,7 @@ def test_tdx_claim_on_a_tdx_host_says_it_is_a_host():
     assert "TDX host, not a trust domain" in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "claim"),
     [
@@ -640,6 +642,7 @@ def test_this_machine_cpu_facts():
         assert [env.name for env in execution_envs(environment, ("cpu",))] == ["cpu"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(Path("/proc/driver/nvidia/version").exists(), reason="NVIDIA driver present: torch is consulted")
 def test_detection_does_not_import_torch_without_nvidia_signals():
     code = "import sys; from pytest_tee.environment import detect; detect('/'); print('torch' in sys.modules)"

@@ -45,6 +45,7 @@ def test_clear_gain_in_throughput_is_improved() -> None:
     assert tps(lognormal(rng, 10.0, 8, 0.02), lognormal(rng, 12.0, 8, 0.02)).outcome == "improved"
 
 
+@pytest.mark.slow
 def test_identical_distributions_are_never_regressed() -> None:
     rng = np.random.default_rng(3)
     outcomes = {tps(lognormal(rng, 10.0, 10), lognormal(rng, 10.0, 10), name=f"bench-{i}").outcome for i in range(60)}
@@ -166,6 +167,7 @@ def _rate(outcome: str, drop: float, rounds: int, pairs: int, seed: int) -> floa
     return hits / pairs
 
 
+@pytest.mark.slow
 def test_false_alarm_rate_of_a_a_pairs_is_at_most_one_percent() -> None:
     # Lognormal A/A pairs, CV 10 %, 5 rounds per side, 5 % limit. The Mann–Whitney condition bounds the rate at
     # 2/252 = 0.79 % whatever the distribution; 1000 pairs estimate that with a standard error of 0.28 %, too
@@ -175,6 +177,7 @@ def test_false_alarm_rate_of_a_a_pairs_is_at_most_one_percent() -> None:
     assert rate <= 0.01
 
 
+@pytest.mark.slow
 def test_detection_rate_of_a_true_ten_percent_drop() -> None:
     # CV 10 % needs about 30 rounds per side to see a 10 % drop beyond a 5 % limit reliably (measured: ~90 %).
     rate = _rate("regressed", 0.10, rounds=30, pairs=300, seed=13)

@@ -292,6 +292,7 @@ def _block_rate(blocks: int, change: float, draws: int, seed: int) -> float:
     return sum(tps_blocks(abba(rng, blocks, change=change)).outcome == "regressed" for _ in range(draws)) / draws
 
 
+@pytest.mark.slow
 def test_blocks_false_alarms_at_most_one_percent() -> None:
     # The t-test over independent blocks is exact under normal noise; simulated at the default block count.
     rate = _block_rate(DEFAULT_BLOCKS, 0.0, draws=3000, seed=13)
@@ -299,6 +300,7 @@ def test_blocks_false_alarms_at_most_one_percent() -> None:
     assert rate <= 0.01
 
 
+@pytest.mark.slow
 def test_blocks_detect_a_ten_percent_drop_at_the_default_block_count() -> None:
     rate = _block_rate(DEFAULT_BLOCKS, -0.10, draws=2000, seed=14)
     print(f"blocks: detection of a 10 % drop at {DEFAULT_BLOCKS} blocks, σ_s {SIGMA_SESSION}: {rate:.1%}")
@@ -316,6 +318,7 @@ def _stored_rate(stored: int, draws: int, seed: int, **noise: float) -> float:
     return hits / draws
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stored", [4, 10])
 def test_history_false_alarms_at_most_one_percent(stored: int) -> None:
     rate = _stored_rate(stored, draws=4000, seed=15 + stored)
@@ -323,6 +326,7 @@ def test_history_false_alarms_at_most_one_percent(stored: int) -> None:
     assert rate <= 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rounds", [5, 20])
 def test_fallback_false_alarms_stay_below_one_percent_when_sessions_vary_more_than_rounds(rounds: int) -> None:
     # Sessions 1.2 × as noisy as rounds (as measured on the shared VM), one stored run: the fallback's assumption

@@ -48,6 +48,7 @@ def quote_template() -> bytes | None:
     return sample.read_bytes() if sample.exists() else None
 
 
+@pytest.mark.slow
 def test_attested_results_verify_and_any_edit_is_caught(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -87,6 +88,7 @@ def test_attested_results_verify_and_any_edit_is_caught(
     assert "MRTD" in text
 
 
+@pytest.mark.slow
 def test_truncated_quote_in_results_is_a_clear_error(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -105,6 +107,7 @@ def test_truncated_quote_in_results_is_a_clear_error(
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_debug_td_is_called_out_in_the_header_and_summary(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path
 ):
@@ -117,6 +120,7 @@ def test_debug_td_is_called_out_in_the_header_and_summary(
     assert out.count("NOT CONFIDENTIAL") >= 2  # the header and the attestation summary
 
 
+@pytest.mark.slow
 def test_attest_without_a_td_records_why_and_goes_on(pytester: pytest.Pytester, tiny_with_tokenizer: Path):
     pytester.makepyfile(test_bench=BENCH)
     result = pytester.runpytest_inprocess(
@@ -131,6 +135,7 @@ def test_attest_without_a_td_records_why_and_goes_on(pytester: pytest.Pytester, 
     assert load_run(pytester.path / "out.json").measurements  # the results themselves are intact
 
 
+@pytest.mark.slow
 def test_attest_with_nothing_saved_says_so(pytester: pytest.Pytester):
     pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=3)\n")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tee-models=tiny-qwen2", "--tee-attest")
