@@ -71,7 +71,7 @@ def unmet_requirements(
     flags = requirements.get("cpu_flags") or ()
     if isinstance(flags, str):
         flags = (flags,)
-    have_flags = set(environment.host.get("cpu", {}).get("flags", ()))
+    have_flags = set(environment.facts.cpu_flags)
     absent = [flag for flag in flags if flag not in have_flags]
     if absent:
         missing.append(f"CPU flags {', '.join(absent)}")
@@ -95,5 +95,5 @@ def _memory_gib(environment: Environment, execution_env: ExecutionEnv | None) ->
                 mib = device.get("memory_total_mib")
                 return mib / 1024 if isinstance(mib, (int, float)) else None
         return None
-    total = environment.host.get("memory", {}).get("total_bytes")
-    return total / 2**30 if isinstance(total, (int, float)) else None
+    total = environment.facts.memory_total_bytes
+    return total / 2**30 if total is not None else None

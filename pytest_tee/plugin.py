@@ -5,13 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_tee import hookspec, marks
-from pytest_tee.session import TeeSession, load_model_for, prompt_maker, start_session
+from pytest_tee.session_state import TeeSession, load_model_for, prompt_maker, start_session
 from pytest_tee.settings import Settings, add_options, resolve
+
+if TYPE_CHECKING:
+    from pytest_tee.checkpoints.catalogue import Checkpoint
+    from pytest_tee.checkpoints.loading import LoadedModel
+    from pytest_tee.environment.record import Environment, ExecutionEnv
+    from pytest_tee.measure.fixture import TokensPerSecond
+    from pytest_tee.measure.throughput import ThroughputResult
 
 SESSION = pytest.StashKey[TeeSession]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -142,7 +150,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def tee_environment(pytestconfig: pytest.Config) -> Any:
+def tee_environment(pytestconfig: pytest.Config) -> Environment:
     """The detected Environment: TEE kind and evidence, CPU, memory, GPUs, NVIDIA CC mode."""
     return tee_session(pytestconfig).environment
 
@@ -159,25 +167,29 @@ def tee_bandwidth(pytestconfig: pytest.Config) -> dict[str, Any]:
 
 
 @pytest.fixture
-def execution_env(request: pytest.FixtureRequest) -> Any:
+def execution_env(request: pytest.FixtureRequest) -> ExecutionEnv:
     """One execution environment per test instance (cpu, cuda, tdx, tdx-cuda, …): parametrized at collection."""
     raise pytest.UsageError("execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
 @pytest.fixture
-def deepseek_checkpoint(request: pytest.FixtureRequest) -> Any:
+def deepseek_checkpoint(request: pytest.FixtureRequest) -> Checkpoint:
     """A Checkpoint from the catalogue, one per --tee-models entry: parametrized at collection."""
     raise pytest.UsageError("deepseek_checkpoint is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
 @pytest.fixture
-def deepseek_model(pytestconfig: pytest.Config, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+def deepseek_model(
+    pytestconfig: pytest.Config, deepseek_checkpoint: Checkpoint, execution_env: ExecutionEnv
+) -> LoadedModel:
     """The LoadedModel for this checkpoint on this execution environment (cached; one model held at a time)."""
     return load_model_for(tee_session(pytestconfig), pytestconfig, deepseek_checkpoint, execution_env)
 
 
 @pytest.fixture
-def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any) -> Any:
+def tokens_per_second(
+    request: pytest.FixtureRequest, deepseek_checkpoint: Checkpoint, execution_env: ExecutionEnv
+) -> TokensPerSecond:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
     from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
     from pytest_tee.measure.rounds import RoundPlan
@@ -206,6 +218,7 @@ def tokens_per_second(request: pytest.FixtureRequest, deepseek_checkpoint: Any, 
         threads=settings.threads,
         gate_check=_adaptive_gate(session),
         progress=_progress_writer(config),
+        update_result=_result_updater(request),
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
@@ -218,7 +231,7 @@ def _adaptive_gate(session: TeeSession) -> Any:
     baseline = getattr(session.baseline, "run", None)
     if settings.target_ci is None or baseline is None:
         return None
-    from pytest_tee.baseline.session import adaptive_gate_check
+    from pytest_tee.baseline.session_gate import adaptive_gate_check
 
     family = max(1, session.measuring_items) * len(settings.gate_rules)
     history = getattr(session.baseline, "history", ())
@@ -272,16 +285,23 @@ def _is_terminal() -> bool:
         return False
 
 
-def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any:
-    from pytest_tee.session import MeasuredResult
+def _result_updater(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
+    def update(stored: dict[str, Any]) -> None:
+        request.config.hook.pytest_tee_update_result(config=request.config, item=request.node, result=stored)
 
-    def record(stored: dict[str, Any], result: Any) -> None:
-        config = request.config
-        config.hook.pytest_tee_update_result(config=config, item=request.node, result=stored)
+    return update
+
+
+def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Callable[[ThroughputResult], None]:
+    from pytest_tee.saved_runs import BenchmarkEntry
+
+    def record(result: ThroughputResult) -> None:
+        assert result.measurement is not None
         for name, summary in result.metrics.items():
             request.node.user_properties.append((f"tee_{name}", round(summary.median, 6)))
-        request.node.user_properties.append(("tee_execution_env", stored["execution_env"]))
-        session.results.append(MeasuredResult(request.node.nodeid, stored))
+        request.node.user_properties.append(("tee_execution_env", result.execution_env))
+        nodeid = request.node.nodeid
+        session.results.append(BenchmarkEntry(nodeid, nodeid.rsplit("::", 1)[-1], None, result.measurement))
 
     return record
 

@@ -340,8 +340,6 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-OPTIONS_BY_DEST = {option.dest: option for option in OPTIONS}
-
 
 @dataclass(frozen=True)
 class Settings:

@@ -54,6 +54,7 @@ def verify(path: Path) -> int:
     return verify_command.run(parser.parse_args([str(path)]), anchors=SIMULATED_ANCHORS)
 
 
+@pytest.mark.slow
 def test_one_quote_binds_the_json_file_and_the_saved_run(pytester: pytest.Pytester, tmp_path: Path) -> None:
     with SimulatedTd(tmp_path / "td") as td:
         pytester.makeconftest(CONFTEST.format(sysroot=str(td.sysroot)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tee import cli
-from pytest_tee.baseline import ab
+from pytest_tee.baseline import ab_command as ab
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="pytest-tee ab needs git")
 
@@ -77,6 +77,7 @@ def worktrees(repo: Path) -> int:
     return git(repo, "worktree", "list", "--porcelain").count("worktree ")
 
 
+@pytest.mark.slow
 def test_ab_runs_abba_blocks_stops_once_decided_and_cleans_up(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["ab", "--base", "HEAD", "--blocks", "4", "--format", "json", *PYTEST_ARGS]) == 1
     order = (repo.parent / "order.log").read_text().split()
@@ -86,7 +87,8 @@ def test_ab_runs_abba_blocks_stops_once_decided_and_cleans_up(repo: Path, capsys
     captured = capsys.readouterr()
     (verdict,) = json.loads(captured.out)["verdicts"]
     assert verdict["outcome"] == "regressed"
-    assert (verdict["model"], verdict["sessions_base"], verdict["df"]) == ("blocks", 2 * blocks, blocks - 1)
+    detail = verdict["detail"]
+    assert (verdict["model"], detail["sessions_base"], detail["df"]) == ("blocks", 2 * blocks, blocks - 1)
     assert verdict["ratio"] == pytest.approx(0.8, rel=0.03)
     assert "block 1/4, session 1/16: base" in captured.err
     assert "left (15 sessions to the maximum)" in captured.err
@@ -129,10 +131,10 @@ def test_block_schedule_alternates_abba_and_baab() -> None:
 
 
 def test_ab_says_how_many_more_blocks_an_inconclusive_verdict_needs() -> None:
-    from pytest_tee.baseline.gate import Verdict
+    from pytest_tee.records import Hint, Verdict
 
     open_verdict = Verdict(
-        "t.py::test_a", "decode_tps", 10, 9.3, 0.93, (0.85, 1.02), "inconclusive", rounds_hint=5, hint_unit="blocks"
+        "t.py::test_a", "decode_tps", 10, 9.3, 0.93, (0.85, 1.02), "inconclusive", hint=Hint(5, "blocks")
     )
     decided = Verdict("t.py::test_b", "decode_tps", 10, 8, 0.8, (0.75, 0.85), "regressed")
     (line,) = ab.still_needed([open_verdict, decided], blocks=6)
@@ -142,7 +144,14 @@ def test_ab_says_how_many_more_blocks_an_inconclusive_verdict_needs() -> None:
 
 def test_merge_documents_concatenates_samples_per_benchmark() -> None:
     def doc(values: list[float]) -> dict[str, object]:
-        tee = {"schema": 1, "samples": {"decode_tps": values}, "metrics": {}}
+        tee = {
+            "schema": 1,
+            "execution_env": "cpu",
+            "checkpoint": {"id": "fake"},
+            "workload": {"prompt_tokens": 8, "new_tokens": 4, "batch": 1},
+            "samples": {"decode_tps": values},
+            "metrics": {},
+        }
         return {"machine_info": {}, "benchmarks": [{"fullname": "t.py::test_a", "extra_info": {"tee": tee}}]}
 
     merged = ab.merge_documents([doc([1.0, 2.0]), doc([3.0])])

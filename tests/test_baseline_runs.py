@@ -12,12 +12,18 @@ import pytest
 
 from pytest_tee import cli
 from pytest_tee.baseline.compare import ComparisonRefused, compare_runs
-from pytest_tee.baseline.gate import Verdict
-from pytest_tee.baseline.render import render_json, render_markdown, render_text, short_names
+from pytest_tee.baseline.gate_output import render_json, render_markdown, render_text, short_names
 from pytest_tee.baseline.select import BaselineMissing, select_baseline, storage_path
-from pytest_tee.baseline.session import EXIT_NO_BASELINE, EXIT_USAGE, adaptive_gate_check, choose_baseline, run_gate
+from pytest_tee.baseline.session_gate import (
+    EXIT_NO_BASELINE,
+    EXIT_USAGE,
+    adaptive_gate_check,
+    choose_baseline,
+    run_gate,
+)
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError, run_from_document
+from pytest_tee.records import Verdict
+from pytest_tee.saved_runs import Run, RunFileError, run_from_document
 from pytest_tee.settings import settings_from_mapping
 
 RULES = (("decode_tps", 5.0),)
@@ -104,7 +110,7 @@ def test_history_of_stored_runs_measures_the_session_noise() -> None:
     history = stored_runs([10.0, 10.3, 9.8, 10.1, 9.9])
     slower = run_of(environment(), {NODE: measurement(rates(8.0, seed=9))})
     (verdict,) = compare_runs(history[0], slower, RULES, history=history).verdicts
-    assert (verdict.model, verdict.sessions_base, verdict.df) == ("history", 5, 4.0)
+    assert (verdict.model, verdict.detail.sessions_base, verdict.detail.df) == ("history", 5, 4.0)
     assert verdict.outcome == "regressed"
     assert verdict.note == ""
     same = run_of(environment(), {NODE: measurement(rates(10.0, seed=9))})
@@ -174,7 +180,7 @@ def test_decide_hook_replaces_the_builtin_verdict() -> None:
     comparison = compare_runs(base, head, RULES, decide_hook=hook)
     assert comparison.verdicts[0].outcome == "regressed"
     assert comparison.verdicts[0].threshold_pct == 5.0
-    assert comparison.verdicts[0].n_head == 8
+    assert comparison.verdicts[0].detail.n_head == 8
     assert calls[0]["higher_is_better"] is True
     assert len(calls[0]["base"]) == 8
     assert compare_runs(base, head, RULES, decide_hook=lambda **_: None).verdicts[0].outcome == "unchanged"
@@ -410,7 +416,7 @@ def test_compare_command_with_history(tmp_path: Path, capsys: pytest.CaptureFixt
         cli.main(["compare", str(base), str(head), "--history", str(tmp_path / ".benchmarks"), "--format", "json"]) == 1
     )
     (verdict,) = json.loads(capsys.readouterr().out)["verdicts"]
-    assert (verdict["model"], verdict["sessions_base"], verdict["outcome"]) == ("history", 4, "regressed")
+    assert (verdict["model"], verdict["detail"]["sessions_base"], verdict["outcome"]) == ("history", 4, "regressed")
     assert cli.main(["compare", str(base), str(head), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["verdicts"][0]["model"] == "single"
     assert cli.main(["compare", str(base), str(head), "--history", str(tmp_path / "absent")]) == 2

@@ -22,6 +22,7 @@ def saved_runs(root: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((root / ".benchmarks").glob("*/0*.json"))]
 
 
+@pytest.mark.slow
 def test_my_benchmark_example_passes_and_stores_each_prompt_shape(pytester: pytest.Pytester):
     pytester.makepyfile(test_my_benchmark=(EXAMPLES / "test_my_benchmark.py").read_text())
 
@@ -92,6 +93,7 @@ def llama_server() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_custom_loader_example_measures_through_the_streaming_adapter(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, llama_server: str
 ):
@@ -127,6 +129,7 @@ def test_custom_loader_example_measures_through_the_streaming_adapter(
         assert request["temperature"] == 0
 
 
+@pytest.mark.slow
 def test_custom_loader_example_leaves_loading_to_pytest_tee_without_a_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):
@@ -145,6 +148,7 @@ def test_custom_loader_example_leaves_loading_to_pytest_tee_without_a_server(
     assert bench["extra_info"]["tee"]["placement"]["strategy"] != "llama.cpp server"
 
 
+@pytest.mark.slow
 def test_custom_loader_round_with_a_short_stream_fails_instead_of_measuring(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):

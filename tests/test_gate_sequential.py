@@ -13,7 +13,24 @@ import pytest
 
 from pytest_tee.baseline import sequential
 from pytest_tee.baseline.gate import apply_family_correction
-from pytest_tee.baseline.sessions import decide_blocks
+from pytest_tee.baseline.models import Evidence, Rule
+from pytest_tee.baseline.models import blocks as blocks_model
+from pytest_tee.baseline.models.base import DEFAULT_ALPHA
+from pytest_tee.records import Verdict
+
+
+def decide_blocks(
+    benchmark: str,
+    metric: str,
+    blocks: list,
+    threshold: float,
+    *,
+    higher_is_better: bool,
+    alpha: float = DEFAULT_ALPHA,
+    max_blocks: int | None = None,
+) -> Verdict:
+    evidence = Evidence(benchmark, metric, blocks=blocks, max_blocks=max_blocks)
+    return blocks_model.decide(evidence, Rule(threshold, higher_is_better, alpha))
 
 
 def test_obrien_fleming_boundaries_match_published_values() -> None:
@@ -71,11 +88,11 @@ def test_decide_blocks_spends_alpha_over_the_looks() -> None:
     early = decide_blocks("t", "decode_tps", blocks_of(d), 5.0, higher_is_better=True, max_blocks=18)
     assert alone.outcome == "regressed"
     assert early.outcome == "inconclusive"
-    assert early.p_value is not None
-    assert alone.p_value is not None
-    assert early.p_value > alone.p_value
-    assert "sequential" in early.method
-    assert "block 3 of at most 18" in early.method
+    assert early.detail.p_value is not None
+    assert alone.detail.p_value is not None
+    assert early.detail.p_value > alone.detail.p_value
+    assert "sequential" in early.detail.method
+    assert "block 3 of at most 18" in early.detail.method
 
 
 def test_decide_blocks_can_stop_early_on_a_large_drop_and_on_no_change() -> None:
@@ -97,7 +114,7 @@ def test_holm_applies_to_sequential_p_values() -> None:
     d = [float(x) for x in rng.normal(-0.09, 0.06, 18)]
     one = decide_blocks("a", "m", blocks_of(d), 5.0, higher_is_better=True, max_blocks=18)
     assert one.outcome == "regressed"
-    assert one.p_value is not None
+    assert one.detail.p_value is not None
     family = apply_family_correction([one] * 40, alpha=0.01)
-    assert family[0].p_adjusted == pytest.approx(min(1.0, one.p_value * 40))
-    assert (family[0].outcome == "regressed") == (one.p_value * 40 <= 0.01)
+    assert family[0].detail.p_adjusted == pytest.approx(min(1.0, one.detail.p_value * 40))
+    assert (family[0].outcome == "regressed") == (one.detail.p_value * 40 <= 0.01)

@@ -14,7 +14,7 @@ from pytest_tee.attestation.simulated_pki import SIMULATED_ANCHORS
 from pytest_tee.cli import build_parser
 from pytest_tee.cli import main as pytest_tee_main
 from pytest_tee.errors import InputError
-from pytest_tee.results import load_run
+from pytest_tee.saved_runs import load_run
 
 SECRET = "launch codes for the quarterly board meeting"
 
@@ -54,6 +54,7 @@ def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
+@pytest.mark.slow
 def test_attested_results_verify_and_any_edit_is_caught(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -99,6 +100,7 @@ def test_attested_results_verify_and_any_edit_is_caught(
     assert "MRTD" in text
 
 
+@pytest.mark.slow
 def test_truncated_quote_in_results_is_a_clear_error(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -117,6 +119,7 @@ def test_truncated_quote_in_results_is_a_clear_error(
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_debug_td_is_called_out_in_the_header_and_summary(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path
 ):
@@ -129,6 +132,7 @@ def test_debug_td_is_called_out_in_the_header_and_summary(
     assert out.count("NOT CONFIDENTIAL") >= 2  # the header and the attestation summary
 
 
+@pytest.mark.slow
 def test_attest_without_a_td_records_why_and_goes_on(pytester: pytest.Pytester, tiny_with_tokenizer: Path):
     pytester.makepyfile(test_bench=BENCH)
     result = pytester.runpytest_inprocess(
@@ -143,6 +147,7 @@ def test_attest_without_a_td_records_why_and_goes_on(pytester: pytest.Pytester, 
     assert load_run(pytester.path / "out.json").measurements  # the results themselves are intact
 
 
+@pytest.mark.slow
 def test_attest_with_nothing_saved_says_so(pytester: pytest.Pytester):
     pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=3)\n")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tee-models=tiny-qwen2", "--tee-attest")

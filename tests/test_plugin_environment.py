@@ -24,6 +24,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("-s", "-p", "no:cacheprovider", *args)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tree", "tee", "platform"),
     [
@@ -57,6 +58,7 @@ def test_tdx_claim_on_a_td_is_accepted(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*ENV tdx kvm tdx"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tree", ["plain-vm", "tdx-host", "sev-snp-guest"])
 def test_wrong_tdx_claim_stops_before_collection_listing_the_evidence(pytester: pytest.Pytester, tree: str):
     pytester.makepyfile(SHOW_ENV)
@@ -87,6 +89,7 @@ def test_none_claim_inside_a_td_is_allowed_and_recorded(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["tee warning:*"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tree", "device", "expected"),
     [
@@ -187,6 +190,7 @@ def test_requires_misuse_fails_that_test(pytester: pytest.Pytester):
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_tee_env_misuse_is_a_collection_error(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -203,6 +207,7 @@ def test_tee_env_misuse_is_a_collection_error(pytester: pytest.Pytester):
     assert "MarkerError" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_saved_runs_carry_the_environment_record(pytester: pytest.Pytester):
     pytester.makepyfile(
         """

@@ -17,7 +17,7 @@ model, 5 rounds a session):
 - ``noisy``: N(·, 0.15) — an hour like the one the issue describes (sessions 15–20 % apart).
 
 The rule is vectorised here over runs and looks; ``--check`` runs re-judge a subset of runs with the real
-functions (``sessions.decide_blocks`` with ``max_blocks`` + ``gate.classify``) and stop if any outcome differs.
+functions (``baseline.models.blocks.decide`` with ``Evidence.max_blocks``) and stop if any outcome differs.
 
     python benchmarks/tooling/sequential_simulation.py            # 20,000 runs per case (~1 min)
     python benchmarks/tooling/sequential_simulation.py --runs 2000 --spending pocock
@@ -158,14 +158,13 @@ def check(d: Any, judged: dict[str, Any], max_blocks: int, count: int) -> int:
     """Re-judge the first ``count`` runs with pytest-tee's own functions at the look where the vectorised rule
     stopped (same outcome) and the look before it (still inconclusive); returns the runs checked.
     """
-    from pytest_tee.baseline.sessions import decide_blocks
+    from pytest_tee.baseline.models import Evidence, Rule
+    from pytest_tee.baseline.models import blocks as blocks_model
 
     def judge(row: int, k: int) -> str:
         blocks = [([[1.0]], [[math.exp(value)]]) for value in d[row, :k]]
-        verdict = decide_blocks(
-            "sim", "decode_tps", blocks, THRESHOLD * 100, higher_is_better=True, alpha=ALPHA, max_blocks=max_blocks
-        )
-        return verdict.outcome
+        evidence = Evidence("sim", "decode_tps", blocks=blocks, max_blocks=max_blocks)
+        return blocks_model.decide(evidence, Rule(THRESHOLD * 100, True, ALPHA)).outcome
 
     for row in range(min(count, d.shape[0])):
         outcome, k = judged["outcome"][row], int(judged["blocks"][row])
@@ -251,7 +250,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['real_null_blocks']['sd']:.3f}); `t3` Student t (3 df) at SD {result['block_sd']}; `noisy` "
         f"N(·, {result['noisy_sd']}). At 0 % drop `regressed` is the false-alarm rate. The fixed rule always runs "
         f"{result['max_blocks']} blocks. {result['runs_checked_against_decide_blocks']} runs were re-judged with "
-        "`sessions.decide_blocks(max_blocks=…)` at the look where they stopped and the one before, and agreed.",
+        "`baseline.models.blocks.decide` (with `Evidence.max_blocks`) at the look where they stopped and the one "
+        "before, and agreed.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pytest_tee.baseline.ab import SESSION_BOOTSTRAP
+from pytest_tee.baseline.ab_command import SESSION_BOOTSTRAP
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -414,9 +414,9 @@ def run_quote_verifier(command: str, raw: bytes, kind: str, report_data_hex: str
 def _cross_checks(parsed_by_kind: dict[str, list[ParsedEvidence]], expectations: Expectations) -> list[Check]:
     checks = []
     tdx = [
-        item
-        for item in parsed_by_kind.get(TDX_TDREPORT, []) + parsed_by_kind.get(TDX_QUOTE, [])
-        if isinstance(item, (TdReport, TdQuote))
+        parsed
+        for parsed in parsed_by_kind.get(TDX_TDREPORT, []) + parsed_by_kind.get(TDX_QUOTE, [])
+        if isinstance(parsed, (TdReport, TdQuote))
     ]
     if len(tdx) > 1:
         differing = sorted({name for other in tdx[1:] for name in identity_differences(tdx[0], other)})

@@ -128,11 +128,11 @@ def _setup_cfg_roots(path: Path) -> list[str]:
 def _toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    try:
-        import tomllib  # Python ≥ 3.11
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ModuleNotFoundError:
             return {}
     try:

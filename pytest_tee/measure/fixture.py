@@ -9,12 +9,20 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from pytest_tee.compat import keep_benchmark_rounds
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
 from pytest_tee.measure.progress import RoundProgress
-from pytest_tee.measure.result import SCHEMA, ThroughputResult
 from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
+from pytest_tee.measure.throughput import ThroughputResult
 from pytest_tee.measure.timing import RoundRunner, Workload
+from pytest_tee.records import (
+    CheckpointInfo,
+    EngineInfo,
+    HostSnapshot,
+    StoredMeasurement,
+    WorkloadInfo,
+)
 
 
 class FixtureAlreadyUsed(Exception):
@@ -29,14 +37,15 @@ class MeasureContext:
     default_workload: Workload
     execution_env: Any  # ExecutionEnv
     environment_fingerprint: str
-    host_snapshot: Mapping[str, Any]
+    host_snapshot: HostSnapshot
     default_model: Callable[[], Any]  # -> LoadedModel, loaded only when the test passes no model
     make_prompt: Callable[..., Any]  # -> Prompt (input_ids, attention_mask, sha256, token_count, source)
     benchmark: Callable[[], Any] | None = None  # -> pytest-benchmark's fixture, when that plugin is active
     threads: int | None = None
     gate_check: Callable[[str], GateCheck | None] | None = None  # fullname -> check, when a baseline is loaded
     progress: Callable[[RoundProgress], None] | None = None
-    on_result: Callable[[dict[str, Any], ThroughputResult], None] | None = None
+    update_result: Callable[[dict[str, Any]], None] | None = None  # may add fields to the stored JSON in place
+    on_result: Callable[[ThroughputResult], None] | None = None
     fullname: str = ""
 
 
@@ -95,22 +104,26 @@ class TokensPerSecond:
         self._run(runner, log, gate_check, bench)
         self._report_progress(log, log.measured_rounds[-1] if log.measured_rounds else {}, False, finished=True)
         summaries = log.summaries()
-        record = self._record(loaded, workload, prompt_ids, log, threads, summaries)
+        measurement = self._record(loaded, workload, prompt_ids, log, threads, summaries)
+        if context.update_result is not None:
+            stored = measurement.to_json()
+            context.update_result(stored)
+            measurement = StoredMeasurement.from_json(stored)  # what a hook added is kept, and checked
         result = ThroughputResult(
             metrics=summaries,
-            rounds=len(log.measured_rounds),
-            warmup=len(log.warmup_rounds),
-            workload=record["workload"],
-            samples=record["samples"],
-            warmup_samples=record["warmup_samples"],
-            stop_reason=log.stop_reason or "",
-            execution_env=context.execution_env.name,
-            record=record,
+            rounds=measurement.rounds,
+            warmup=measurement.warmup,
+            workload=measurement.workload.to_json(),
+            samples=measurement.samples,
+            warmup_samples=measurement.warmup_samples,
+            stop_reason=measurement.stop_reason,
+            execution_env=measurement.execution_env,
+            measurement=measurement,
         )
         if context.on_result is not None:
-            context.on_result(record, result)
+            context.on_result(result)
         if bench is not None and not getattr(bench, "disabled", False):
-            bench.extra_info["tee"] = record
+            bench.extra_info["tee"] = measurement.to_json()
         self.result = result
         return result
 
@@ -147,7 +160,7 @@ class TokensPerSecond:
         if bench is not None and not getattr(bench, "disabled", False):
             bench.pedantic(target, setup=setup, teardown=teardown, rounds=plan.cap, warmup_rounds=plan.warmup)
             # pedantic needs its round count up front; rounds after an adaptive stop were no-ops: drop their times.
-            del bench.stats.stats.data[len(log.measured_rounds) :]
+            keep_benchmark_rounds(bench, len(log.measured_rounds))
             return
         while not state["stopped"]:
             setup()
@@ -189,49 +202,42 @@ class TokensPerSecond:
         log: RoundLog,
         threads: dict[str, int],
         metrics: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> StoredMeasurement:
         context = self._context
         described = dict(loaded.describe())
-        workload_record = {
-            "prompt_tokens": workload.prompt_tokens,
-            "new_tokens": workload.new_tokens,
-            "batch": workload.batch,
-            "prompt_sha256": prompt.sha256,
-            "prompt_source": prompt.source,
-        }
-        record: dict[str, Any] = {
-            "schema": SCHEMA,
-            "execution_env": context.execution_env.name,
-            "device": described.get("device") or context.execution_env.torch_device,
-            "checkpoint": described["checkpoint"],
-            "weights": described.get("weights", "unknown"),
-            "weights_source": described.get("weights_source", ""),
-            "dtype": described.get("dtype", "unknown"),
-            "dtype_reason": described.get("dtype_reason", ""),
-            "placement": described.get("placement", {}),
-            "workload": workload_record,
-            **threads,
-            "rounds": len(log.measured_rounds),
-            "warmup": len(log.warmup_rounds),
-            "stop_reason": log.stop_reason or "",
-            "metrics": {name: summary.to_dict() for name, summary in metrics.items()},
-            "samples": {name: log.samples(name) for name in metrics},
-            "warmup_samples": {name: values for name in metrics if (values := log.samples(name, warmup=True))},
-            "host": dict(context.host_snapshot),
-            "environment_fingerprint": context.environment_fingerprint,
-            "versions": _library_versions(),
-        }
-        record["comparison_key"] = {
-            "execution_env": record["execution_env"],
-            "checkpoint": record["checkpoint"].get("id"),
-            "weights": record["weights"],
-            "dtype": record["dtype"],
-            "threads": record["threads"],
-            "workload": {
-                key: workload_record[key] for key in ("prompt_tokens", "new_tokens", "batch", "prompt_sha256")
-            },
-        }
-        return record
+        threads_used = threads.get("threads")
+        dtype = described.get("dtype", "unknown")
+        # transformers (the only engine here so far): its dtype is the precision, it has no settings of its own.
+        engine = EngineInfo.from_json(described["engine"]) if "engine" in described else EngineInfo(quantization=dtype)
+        return StoredMeasurement(
+            execution_env=context.execution_env.name,
+            engine=engine,
+            device=described.get("device") or context.execution_env.torch_device,
+            checkpoint=CheckpointInfo.from_json(described["checkpoint"]),
+            weights=described.get("weights", "unknown"),
+            weights_source=described.get("weights_source", ""),
+            dtype=dtype,
+            dtype_reason=described.get("dtype_reason", ""),
+            placement=described.get("placement", {}),
+            workload=WorkloadInfo(
+                prompt_tokens=workload.prompt_tokens,
+                new_tokens=workload.new_tokens,
+                batch=workload.batch,
+                prompt_sha256=prompt.sha256,
+                prompt_source=prompt.source,
+            ),
+            threads=threads_used,
+            interop_threads=threads.get("interop_threads"),
+            rounds=len(log.measured_rounds),
+            warmup=len(log.warmup_rounds),
+            stop_reason=log.stop_reason or "",
+            metrics={name: summary.to_json() for name, summary in metrics.items()},
+            samples={name: log.samples(name) for name in metrics},
+            warmup_samples={name: values for name in metrics if (values := log.samples(name, warmup=True))},
+            host=context.host_snapshot,
+            environment_fingerprint=context.environment_fingerprint,
+            versions=_library_versions(),
+        )
 
 
 def _positive(name: str, value: int | None, default: int) -> int:
@@ -273,6 +279,8 @@ class PlainModel:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self.dtype: str
+        self.device: str | None
         try:
             first = next(model.parameters())
             self.dtype, self.device = str(first.dtype).removeprefix("torch."), str(first.device)

@@ -9,17 +9,11 @@ from typing import Any
 
 import pytest
 
-from pytest_tee.confidential import confidential
+from pytest_tee.confidential import ConfidentialText
 from pytest_tee.environment.record import Environment, ExecutionEnv
+from pytest_tee.records import HostSnapshot
+from pytest_tee.saved_runs import BenchmarkEntry
 from pytest_tee.settings import Settings
-
-
-@dataclass
-class MeasuredResult:
-    """A measurement of this session, as the session table and the gate need it."""
-
-    nodeid: str
-    record: dict[str, Any]
 
 
 @dataclass
@@ -29,7 +23,7 @@ class TeeSession:
     execution_envs: list[ExecutionEnv]
     unavailable_devices: dict[str, str]
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
-    results: list[MeasuredResult] = field(default_factory=list)
+    results: list[BenchmarkEntry] = field(default_factory=list)
     bandwidth: dict[str, Any] | None = None
     attestation: dict[str, Any] | None = None  # the block bound to this session's saved results
     posture: list[Any] = field(default_factory=list)  # attestation.posture.PostureNote, for header and summary
@@ -58,24 +52,15 @@ class TeeSession:
 
     @property
     def cpu_flags(self) -> list[str]:
-        return list(self.environment.host.get("cpu", {}).get("flags", ()))
+        return list(self.environment.facts.cpu_flags)
 
     def release_models(self) -> None:
         if self._models is not None:
             self._models.clear()
 
-    def host_snapshot(self) -> dict[str, Any]:
+    def host_snapshot(self) -> HostSnapshot:
         """The host facts stored with every result, so one result read alone says where it was measured."""
-        host = self.environment.host
-        return {
-            "cpu_quota": host.get("cgroup", {}).get("cpu_quota"),
-            "numa_nodes": host.get("numa", {}).get("nodes"),
-            "clocksource": host.get("clocksource"),
-            "unaccepted_bytes": host.get("memory", {}).get("unaccepted_bytes"),
-            "logical_cpus": host.get("cpu", {}).get("logical_cpus"),
-            "cpu_model": host.get("cpu", {}).get("brand"),
-            "tee": self.environment.tee,
-        }
+        return self.environment.facts.snapshot(self.environment.tee)
 
     def baseline_line(self) -> str:
         """Which stored run this session will be judged against, said up front."""
@@ -95,8 +80,8 @@ class TeeSession:
         """
         if not self.settings.gating:
             return 0
-        from pytest_tee.baseline.session import run_gate
-        from pytest_tee.results import run_from_document
+        from pytest_tee.baseline.session_gate import run_gate
+        from pytest_tee.saved_runs import run_from_document
 
         head = run_from_document(self.results_document(), label="this session") if self.results else None
         self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook, test_args=test_args)
@@ -104,7 +89,7 @@ class TeeSession:
 
     def summary_lines(self) -> list[tuple[str, dict[str, bool]]]:
         """What the terminal summary shows after pytest's own sections: (line, markup) pairs."""
-        from pytest_tee.measure.table import session_table
+        from pytest_tee.measure.session_table import session_table
 
         lines: list[tuple[str, dict[str, bool]]] = []
         if self.results:
@@ -122,7 +107,7 @@ class TeeSession:
 
     def summary_markdown(self) -> str:
         """The same as markdown, for --tee-summary and $GITHUB_STEP_SUMMARY (no prompt text: there is none here)."""
-        from pytest_tee.measure.table import markdown_table
+        from pytest_tee.measure.session_table import session_markdown
 
         parts = [
             "## pytest-tee",
@@ -131,7 +116,7 @@ class TeeSession:
             "",
         ]
         if self.results:
-            parts += [markdown_table(self.results), ""]
+            parts += [session_markdown(self.results), ""]
         if self.bandwidth is not None:
             parts += [self._bandwidth_line(), ""]
         if self.gate is not None:
@@ -187,10 +172,7 @@ class TeeSession:
             "machine_info": {"tee": self.environment.to_dict()},
             "commit_info": {},
             "datetime": self.started,
-            "benchmarks": [
-                {"name": r.nodeid.rsplit("::", 1)[-1], "fullname": r.nodeid, "extra_info": {"tee": r.record}}
-                for r in self.results
-            ],
+            "benchmarks": [entry.to_json() for entry in self.results],
         }
 
 
@@ -217,7 +199,7 @@ def start_session(config: pytest.Config, settings: Settings) -> TeeSession:
 
         session.posture = early_posture(settings.sysroot, cpu_flags=session.cpu_flags)
     if settings.gating:
-        from pytest_tee.baseline.session import choose_baseline
+        from pytest_tee.baseline.session_gate import choose_baseline
 
         # Now, before pytest-benchmark saves this session's own run (else "latest" would be this very session).
         session.baseline = choose_baseline(
@@ -239,7 +221,7 @@ def load_model_for(
     from pytest_tee.checkpoints.loading import ModelUnavailable, load_model
 
     settings = session.settings
-    cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
+    cpu_flags = session.environment.facts.cpu_flags
     dtype, reason = choose_dtype(
         settings.dtype, execution_env.device, cpu_flags, cuda_supports_bf16=_cuda_bf16(session, execution_env)
     )
@@ -287,7 +269,7 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         texts = None
         if checkpoint is not None and tokenizer is not None and text is None:
             provided = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
-            texts = [confidential(item) for item in provided] if provided is not None else None
+            texts = [ConfidentialText(item) for item in provided] if provided is not None else None
         vocab_size = int(loaded.model.config.vocab_size)
         token_range = getattr(checkpoint, "text_token_range", None)
         if token_range is not None and token_range[1] > vocab_size:  # a stand-in model with its own vocabulary

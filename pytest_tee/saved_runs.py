@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tee.errors import InputError
+from pytest_tee.records import RecordError, StoredMeasurement
 
-SCHEMA = 1
 RUN_FILE_PATTERN = re.compile(r"^\d{4}_.*\.json$")  # pytest-benchmark storage: NNNN_<name>.json
 
 
@@ -26,41 +26,45 @@ class RunFileError(InputError):
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """One benchmark of a saved run: pytest's node id plus what ``tokens_per_second`` recorded."""
+class BenchmarkEntry:
+    """One benchmark of a run: pytest's node id and what ``tokens_per_second`` recorded for it."""
 
     fullname: str
     name: str
     params: Mapping[str, Any] | None
-    tee: Mapping[str, Any]  # extra_info["tee"]
+    measurement: StoredMeasurement
 
     @property
     def execution_env(self) -> str:
-        return str(self.tee.get("execution_env", "unknown"))
+        return self.measurement.execution_env
 
     @property
     def checkpoint_id(self) -> str:
-        return str(self.tee.get("checkpoint", {}).get("id", "unknown"))
+        return self.measurement.checkpoint.id
 
     @property
     def parameters(self) -> int | None:
-        value = self.tee.get("checkpoint", {}).get("parameters")
-        return int(value) if isinstance(value, (int, float)) else None
-
-    @property
-    def workload(self) -> Mapping[str, Any]:
-        return self.tee.get("workload", {})
+        return self.measurement.checkpoint.parameters
 
     @property
     def metrics(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.tee.get("metrics", {})
+        return self.measurement.metrics
 
     def samples(self, metric: str) -> list[float]:
-        return [float(value) for value in self.tee.get("samples", {}).get(metric, [])]
+        return self.measurement.sample_values(metric)
 
     @property
     def comparison_key(self) -> Mapping[str, Any]:
-        return self.tee.get("comparison_key", {})
+        return self.measurement.comparison_key
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a ``benchmarks[]`` item of a pytest-benchmark document (pytest-tee's part only)."""
+        return {
+            "name": self.name,
+            "fullname": self.fullname,
+            "params": dict(self.params) if self.params is not None else None,
+            "extra_info": {"tee": self.measurement.to_json()},
+        }
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class Run:
     environment: Mapping[str, Any]  # machine_info["tee"], the Environment record
     datetime: str
     commit: Mapping[str, Any]
-    measurements: tuple[Measurement, ...]
+    measurements: tuple[BenchmarkEntry, ...]
     document: Mapping[str, Any] = field(repr=False)
     skipped_benchmarks: tuple[str, ...] = ()  # benchmarks in the file without pytest-tee data
 
@@ -84,7 +88,7 @@ class Run:
     def tee(self) -> str:
         return str(self.environment.get("tee", "unknown"))
 
-    def by_fullname(self) -> dict[str, Measurement]:
+    def by_fullname(self) -> dict[str, BenchmarkEntry]:
         return {measurement.fullname: measurement for measurement in self.measurements}
 
 
@@ -118,7 +122,7 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
     machine_info = document.get("machine_info")
     if not isinstance(machine_info, dict):
         raise RunFileError(f"{where}: not a pytest-benchmark run (no 'machine_info')")
-    measurements: list[Measurement] = []
+    measurements: list[BenchmarkEntry] = []
     skipped: list[str] = []
     for index, bench in enumerate(document["benchmarks"]):
         if not isinstance(bench, dict) or "fullname" not in bench:
@@ -127,13 +131,16 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
         if not isinstance(tee, dict):
             skipped.append(str(bench["fullname"]))
             continue
-        _check_measurement(where, bench["fullname"], tee)
+        try:
+            measurement = StoredMeasurement.from_json(tee)
+        except RecordError as exc:
+            raise RunFileError(f"{where}: {bench['fullname']}: {exc}") from None
         measurements.append(
-            Measurement(
+            BenchmarkEntry(
                 fullname=str(bench["fullname"]),
                 name=str(bench.get("name", bench["fullname"])),
                 params=bench.get("params"),
-                tee=tee,
+                measurement=measurement,
             )
         )
     environment = machine_info.get("tee")
@@ -154,15 +161,6 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
         document=document,
         skipped_benchmarks=tuple(skipped),
     )
-
-
-def _check_measurement(where: str, fullname: str, tee: Mapping[str, Any]) -> None:
-    schema = tee.get("schema")
-    if schema != SCHEMA:
-        raise RunFileError(f"{where}: {fullname}: pytest-tee schema {schema!r}, this version reads schema {SCHEMA}")
-    for key in ("metrics", "samples", "execution_env", "checkpoint", "workload"):
-        if key not in tee:
-            raise RunFileError(f"{where}: {fullname}: pytest-tee data lacks {key!r}")
 
 
 def run_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -21,7 +21,7 @@ from pytest_tee.baseline.compare import Comparison, ComparisonRefused, DecideHoo
 from pytest_tee.baseline.gate import DEFAULT_ALPHA, is_gate_look
 from pytest_tee.baseline.select import BaselineMissing, history_runs, select_baseline, storage_path
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError
+from pytest_tee.saved_runs import Run, RunFileError
 
 if TYPE_CHECKING:
     from pytest_tee.settings import Settings
@@ -95,7 +95,7 @@ def _judge(
     decide_hook: DecideHook | None,
     test_args: Sequence[str] = (),
 ) -> GateReport:
-    from pytest_tee.baseline.render import render_markdown, render_text, verdicts_document
+    from pytest_tee.baseline.gate_output import render_markdown, render_text, verdicts_document
 
     if head is None:
         return _message_report(
@@ -143,12 +143,12 @@ def next_step(comparison: Comparison, test_args: Sequence[str], *, strict: bool)
     """
     import shlex
 
-    from pytest_tee.baseline.ab import DEFAULT_BLOCKS
+    from pytest_tee.baseline.ab_command import DEFAULT_BLOCKS
 
     open_verdicts = comparison.inconclusive
     if not open_verdicts:
         return ""
-    hints = [v.rounds_hint for v in open_verdicts if v.hint_unit == "ab blocks" and v.rounds_hint]
+    hints = [v.hint.count for v in open_verdicts if v.hint is not None and v.hint.unit == "ab blocks" and v.hint.count]
     blocks = max([DEFAULT_BLOCKS, *hints])
     commit = str(comparison.base.commit.get("id") or "")
     base = commit[:12] if commit and commit != "unknown" else "BASE-REVISION"
@@ -162,7 +162,7 @@ def next_step(comparison: Comparison, test_args: Sequence[str], *, strict: bool)
 
 
 def _message_report(status: str, exit_code: int, message: str) -> GateReport:
-    from pytest_tee.baseline.render import VERDICTS_SCHEMA
+    from pytest_tee.baseline.gate_output import VERDICTS_SCHEMA
 
     return GateReport(
         status=status,
@@ -187,14 +187,15 @@ def adaptive_gate_check(
     note while the verdict against the baseline is still open and more rounds could close it (keep sampling),
     or None (stop).
 
-    It judges as the final gate does (``sessions.decide_stored``, with ``history`` = ``BaselineChoice.history``).
+    It judges as the final gate does (``models.decide``, with ``history`` = ``BaselineChoice.history``).
     Against stored runs the allowance is the between-session noise, which more rounds of this session do not
     shrink, so an open verdict that only more sessions could decide stops sampling too. None when the baseline has
     no such benchmark. The gate is consulted at ``first_look`` rounds and at each doubling (``is_gate_look``), with
     alpha split over ``family_size`` gated comparisons, so stopping early keeps the false-alarm rate of fixed rounds.
     """
     from pytest_tee.baseline.compare import history_samples, stored_history
-    from pytest_tee.baseline.sessions import decide_stored, rounds_could_decide
+    from pytest_tee.baseline.models import Evidence, Rule, decide
+    from pytest_tee.baseline.models.single import rounds_could_decide
     from pytest_tee.measure.metrics import METRICS
 
     measurement = baseline.by_fullname().get(fullname) if baseline is not None else None
@@ -212,17 +213,15 @@ def adaptive_gate_check(
             return f"gate: next look after {_next_look(done, first_look)} rounds"
         open_metrics = []
         for metric, pct, base in gated:
-            verdict = decide_stored(
+            evidence = Evidence(
                 fullname,
                 metric,
-                base,
-                log.samples(metric),
-                pct,
-                higher_is_better=METRICS[metric].higher_is_better,
+                base=base,
+                head=log.samples(metric),
                 history=history_samples(measurement, fullname, metric, stored),
-                alpha=per_comparison,
             )
-            if rounds_could_decide(verdict, alpha=per_comparison):
+            verdict = decide(evidence, Rule(pct, METRICS[metric].higher_is_better, per_comparison))
+            if verdict.model == "single" and rounds_could_decide(verdict, alpha=per_comparison):
                 open_metrics.append(metric)
         return f"gate: {', '.join(open_metrics)} inconclusive after {done} rounds" if open_metrics else None
 

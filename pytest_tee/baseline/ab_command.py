@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,8 +34,8 @@ from typing import Any
 
 from pytest_tee.baseline.compare_command import add_gate_arguments, emit, rules_of
 from pytest_tee.errors import InputError
+from pytest_tee.records import Verdict
 
-SIDES = ("base", "head")
 BLOCK_ORDERS = (("base", "head", "head", "base"), ("head", "base", "base", "head"))
 SESSIONS_PER_BLOCK = 4
 DEFAULT_BLOCKS = 18
@@ -164,7 +164,7 @@ def _run_blocks(
 
     Returns the blocks' documents, the last look's comparison and why it stopped.
     """
-    from pytest_tee.baseline.sessions import MIN_BLOCKS
+    from pytest_tee.baseline.models.sessions import MIN_BLOCKS
 
     total = args.blocks * SESSIONS_PER_BLOCK
     documents: list[dict[str, list[dict[str, Any]]]] = []
@@ -221,7 +221,7 @@ def _judge(
 ) -> Any:
     """The comparison at this look: every block so far, judged as a sequential run of at most ``--blocks``."""
     from pytest_tee.baseline.compare import compare_blocks
-    from pytest_tee.results import run_from_document
+    from pytest_tee.saved_runs import run_from_document
 
     blocks = [
         (_session_runs(sides, "base", number), _session_runs(sides, "head", number))
@@ -268,7 +268,7 @@ def _time_left(durations: Sequence[float], remaining: int, done: int) -> str:
 
 def _session_runs(sides: dict[str, list[dict[str, Any]]], name: str, block: int) -> list[Any]:
     """One block's sessions of one side as runs (each judged on its own level)."""
-    from pytest_tee.results import RunFileError, run_from_document
+    from pytest_tee.saved_runs import RunFileError, run_from_document
 
     runs = []
     for position, document in enumerate(sides[name], start=1):
@@ -284,26 +284,30 @@ def session_level_line(document: dict[str, Any], rules: Sequence[tuple[str, floa
     """A session's level (median of its rounds) per gated metric, when it measured one benchmark (else "")."""
     import statistics
 
+    from pytest_tee.records import RecordError, StoredMeasurement
+
     benchmarks = [bench for bench in document.get("benchmarks", []) if isinstance(bench, dict)]
     tee = (benchmarks[0].get("extra_info") or {}).get("tee") if len(benchmarks) == 1 else None
-    if not isinstance(tee, dict):
+    try:
+        measurement = StoredMeasurement.from_json(tee)
+    except RecordError:
         return ""
-    samples = tee.get("samples") or {}
     levels = [
         f"{metric} {statistics.median(values):.4g}"
         for metric, _ in rules
-        if isinstance(values := samples.get(metric), list) and values
+        if (values := measurement.sample_values(metric))
     ]
     return "level (median of its rounds): " + ", ".join(levels) if levels else ""
 
 
-def still_needed(verdicts: Sequence[Any], blocks: int) -> list[str]:
+def still_needed(verdicts: Sequence[Verdict], blocks: int) -> list[str]:
     """For each inconclusive verdict with a block hint: the blocks and sessions that would likely decide it."""
     lines = []
     for verdict in verdicts:
-        if verdict.outcome != "inconclusive" or not verdict.rounds_hint or verdict.hint_unit != "blocks":
+        hint = verdict.hint
+        if verdict.outcome != "inconclusive" or hint is None or hint.unit != "blocks":
             continue
-        more = verdict.rounds_hint
+        more = hint.count
         lines.append(
             f"{verdict.benchmark} {verdict.metric}: inconclusive after {blocks} blocks; about {more} more blocks "
             f"({more * SESSIONS_PER_BLOCK} sessions) would likely decide it: rerun with --blocks {blocks + more} "
@@ -418,44 +422,57 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
     The first session's document is the template (machine info, commit); each benchmark's ``metrics``
     summaries and ``rounds`` are recomputed from the merged samples.
     """
+    from dataclasses import replace
+
     from pytest_tee.measure.metrics import METRICS, summarize
+    from pytest_tee.records import RecordError, StoredMeasurement
 
     if not documents:
         raise InputError("no sessions to merge")
     merged = copy.deepcopy(documents[0])
     order: list[str] = []
     entries: dict[str, dict[str, Any]] = {}
+    kept: dict[str, StoredMeasurement] = {}
     for document in documents:
         for bench in document.get("benchmarks", []):
             name = bench.get("fullname")
-            tee = (bench.get("extra_info") or {}).get("tee")
             if name is None:
                 continue
             if name not in entries:
                 order.append(name)
-            kept = (entries.get(name, {}).get("extra_info") or {}).get("tee")
-            if not isinstance(kept, dict):
+                entries[name] = copy.deepcopy(bench)
+            try:
+                measurement = StoredMeasurement.from_json((bench.get("extra_info") or {}).get("tee"))
+            except RecordError:
+                continue  # not a pytest-tee measurement: nothing to merge
+            if name not in kept:
                 entries[name] = copy.deepcopy(bench)  # the first session that measured it is the template
-            elif isinstance(tee, dict):
-                _append_samples(kept, tee)
-    for entry in entries.values():
-        tee = (entry.get("extra_info") or {}).get("tee")
-        if not isinstance(tee, dict):
-            continue
-        samples = tee.get("samples", {})
-        tee["metrics"] = {
-            metric: summarize(metric, values).to_dict()
-            for metric, values in samples.items()
-            if metric in METRICS and values
-        }
-        tee["rounds"] = max((len(values) for values in samples.values()), default=0)
-        tee["stop_reason"] = f"merged from {len(documents)} sessions"
+                kept[name] = measurement
+            else:
+                kept[name] = replace(
+                    kept[name],
+                    samples=_joined(kept[name].samples, measurement.samples),
+                    warmup_samples=_joined(kept[name].warmup_samples, measurement.warmup_samples),
+                )
+    for name, measurement in kept.items():
+        samples = measurement.samples
+        merged_measurement = replace(
+            measurement,
+            metrics={
+                metric: summarize(metric, values).to_json()
+                for metric, values in samples.items()
+                if metric in METRICS and values
+            },
+            rounds=max((len(values) for values in samples.values()), default=0),
+            stop_reason=f"merged from {len(documents)} sessions",
+        )
+        entries[name].setdefault("extra_info", {})["tee"] = merged_measurement.to_json()
     merged["benchmarks"] = [entries[name] for name in order]
     return merged
 
 
-def _append_samples(into: dict[str, Any], more: dict[str, Any]) -> None:
-    for key in ("samples", "warmup_samples"):
-        target = into.setdefault(key, {})
-        for metric, values in (more.get(key) or {}).items():
-            target.setdefault(metric, []).extend(values)
+def _joined(into: Mapping[str, list[float]], more: Mapping[str, list[float]]) -> dict[str, list[float]]:
+    joined = {metric: list(values) for metric, values in into.items()}
+    for metric, values in more.items():
+        joined.setdefault(metric, []).extend(values)
+    return joined
