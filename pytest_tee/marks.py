@@ -7,9 +7,10 @@ taken or interpreted by pytest-tee.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_tee.environment.record import Environment, ExecutionEnv
+if TYPE_CHECKING:  # annotations only: this module is loaded by every pytest session
+    from pytest_tee.environment.record import Environment, ExecutionEnv
 
 KNOWN_ENVS = ("cpu", "cuda", "tdx", "tdx-cuda", "sev-snp", "sev-snp-cuda")
 REQUIRES_KEYS = ("cuda", "tee", "min_memory_gb", "cpu_flags")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_tee.confidential import confidential
-from pytest_tee.environment.record import Environment, ExecutionEnv
-from pytest_tee.settings import Settings
+if TYPE_CHECKING:  # imported when used: every pytest session loads this module, most never detect
+    from pytest_tee.environment.record import Environment, ExecutionEnv
+    from pytest_tee.settings import Settings
 
 
 @dataclass
@@ -140,10 +140,10 @@ class TeeSession:
 
     def summary_lines(self) -> list[tuple[str, dict[str, bool]]]:
         """What the terminal summary shows after pytest's own sections: (line, markup) pairs."""
-        from pytest_tee.measure.table import session_table
-
         lines: list[tuple[str, dict[str, bool]]] = []
         if self.results:
+            from pytest_tee.measure.table import session_table
+
             lines.append(("=" + " pytest-tee: tokens/s", {}))
             lines.extend((line, {}) for line in session_table(self.results))
         if self.bandwidth is not None:
@@ -204,12 +204,12 @@ class TeeSession:
 
     def write_summaries(self) -> None:
         """--tee-summary (replaced atomically) and $GITHUB_STEP_SUMMARY (appended, as GitHub expects)."""
+        if not (self.results or self.gate is not None):
+            return
         import os
 
         from pytest_tee.files import append_text, write_atomic
 
-        if not (self.results or self.gate is not None):
-            return
         markdown = self.summary_markdown()
         if self.settings.summary is not None:
             write_atomic(self.settings.summary, markdown)
@@ -291,6 +291,8 @@ def _take_over(record: str, settings: Settings) -> Detected:
     """An xdist worker's environment: the controller's record (its hooks already ran), nothing probed again."""
     import json
 
+    from pytest_tee.environment.record import Environment
+
     return _derive(Environment.from_dict(json.loads(record)), settings)
 
 
@@ -346,6 +348,7 @@ def _cuda_bf16(session: TeeSession, execution_env: ExecutionEnv) -> bool:
 def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
     """make_prompt(loaded, workload, text) with the prompt texts a conftest may provide."""
     from pytest_tee.checkpoints.prompts import make_prompt
+    from pytest_tee.confidential import confidential
 
     def make(loaded: Any, workload: Any, text: str | None) -> Any:
         checkpoint = getattr(loaded, "checkpoint", None)
