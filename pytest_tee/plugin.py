@@ -88,7 +88,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     """The environment lines after collection, when only the collected tests showed that pytest-tee is used."""
     session = tee_session(config)
-    return _header_lines(session) if session.detected and not session.header_shown else []
+    if not session.detected or session.header_shown:
+        return []
+    if config.get_verbosity() < 0 or config.getoption("no_header", False):
+        return []  # where pytest prints no header (-q, --no-header), neither does this
+    return _header_lines(session)
 
 
 def _header_lines(session: TeeSession) -> list[str]:

@@ -454,3 +454,26 @@ def test_compare_command_bad_input_exits_2(tmp_path: Path, capsys: pytest.Captur
     assert cli.main(["compare", str(base), str(other), "--allow-env-mismatch"]) == 0
     with pytest.raises(SystemExit):
         cli.main(["compare", str(base), str(other), "--fail-drop", "speed:5%"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the two layouts of a saved run's environment record
+
+
+def test_the_environment_record_is_read_from_either_layout() -> None:
+    full = {**environment("fp-full"), "host": {"clocksource": "tsc", "memory": {"available_bytes": 123}}}
+    benchmarks = {NODE: measurement(rates(10.0))}
+    old = document(full, benchmarks)  # pytest-tee 0.1: the whole record in machine_info["tee"]
+    new = document({k: full[k] for k in ("tee", "platform", "fingerprint", "fingerprint_fields")}, benchmarks)
+    new["pytest_tee"] = {"schema": 2, "environment": full}  # 0.2: machine_info["tee"] holds the identity only
+
+    for doc in (old, new):
+        run = run_from_document(doc, label="run")
+        assert run.fingerprint == "fp-full"
+        assert run.environment["host"]["clocksource"] == "tsc"
+
+    del new["pytest_tee"]["environment"]
+    assert "host" not in run_from_document(new, label="run").environment  # the identity alone still reads
+    del new["machine_info"]["tee"]
+    with pytest.raises(RunFileError, match="no environment record"):
+        run_from_document(new, label="run")

@@ -213,6 +213,8 @@ def test_a_tee_project_saves_the_same_machine_info_twice(pytester: pytest.Pytest
     assert (first.ret, second.ret) == (0, 0), second.stdout.str()
     assert "machine_info is different" not in second.stdout.str()
     first.stdout.fnmatch_lines(["collected 2 items", "tee: *"])  # the header, once the tests show it is used
+    quiet = run(pytester, "-q", "--collect-only")
+    assert not [line for line in quiet.outlines if line.startswith("tee")]  # -q: pytest prints no header either
     one, two = saved_runs(pytester.path)
     assert one["machine_info"] == two["machine_info"]
     assert sorted(one["machine_info"]["tee"]) == ["fingerprint", "fingerprint_fields", "platform", "tee"]
