@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -292,17 +293,39 @@ def _refuse_xdist(config: pytest.Config) -> None:
 
 
 def _progress_writer(config: pytest.Config) -> Any:
-    """Round-by-round progress in verbose mode, written past pytest's capture so long benchmarks show life."""
-    if config.get_verbosity() < 1:
+    """Progress past pytest's capture: per round with -v, else a live line on a terminal or a line every ~12 s."""
+    from pytest_tee.measure.progress import ProgressWriter
+
+    verbosity = config.get_verbosity()
+    if verbosity < 0:
         return None
     capture = config.pluginmanager.getplugin("capturemanager")
-    writer = config.get_terminal_writer()
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if reporter is None:
+        return None
 
-    def write(message: str) -> None:
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            writer.line(f"    [tee] {message}")
+    def uncaptured(action: Any) -> Any:
+        def run(*arguments: Any) -> Any:
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                return action(*arguments)
 
-    return write
+        return run
+
+    terminal = verbosity < 1 and uncaptured(_is_terminal)()
+    mode = "rounds" if verbosity >= 1 else "live" if terminal else "lines"
+    return ProgressWriter(
+        mode,
+        line=uncaptured(reporter.write_line),
+        rewrite=uncaptured(lambda text: reporter.rewrite(text, erase=True)),
+        start_live=uncaptured(reporter.ensure_newline),
+    )
+
+
+def _is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced or closed stdout: not a terminal
+        return False
 
 
 def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any:
@@ -339,7 +362,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = tee_session(session.config)
     state.release_models()
     config = session.config
-    exit_code = state.judge(functools.partial(config.hook.pytest_tee_generate_verdict, config=config))
+    hook = functools.partial(config.hook.pytest_tee_generate_verdict, config=config)
+    exit_code = state.judge(hook, test_args=[str(argument) for argument in config.args])
     if session.exitstatus == 0 and exit_code:
         session.exitstatus = exit_code
     state.write_summaries()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -127,15 +127,18 @@ class TeeSession:
         return f"baseline {where} ({run.datetime[:19]}), failing on drops beyond {rules}"
 
     # --------------------------------------------------------------------------------------------- the end
-    def judge(self, hook: Any) -> int:
-        """Run the gate over this session's results (when gating); the exit code it asks for (0 = no objection)."""
+    def judge(self, hook: Any, test_args: Sequence[str] = ()) -> int:
+        """Run the gate over this session's results (when gating); the exit code it asks for (0 = no objection).
+
+        ``test_args``: the session's test paths, for the command an inconclusive verdict suggests.
+        """
         if not self.settings.gating:
             return 0
         from pytest_tee.baseline.session import run_gate
         from pytest_tee.results import run_from_document
 
         head = run_from_document(self.results_document(), label="this session") if self.results else None
-        self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook)
+        self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook, test_args=test_args)
         return int(self.gate.exit_code)
 
     def summary_lines(self) -> list[tuple[str, dict[str, bool]]]:

@@ -456,6 +456,36 @@ def test_compare_command_bad_input_exits_2(tmp_path: Path, capsys: pytest.Captur
         cli.main(["compare", str(base), str(other), "--fail-drop", "speed:5%"])
 
 
+def test_an_inconclusive_gate_says_the_command_to_run_next(tmp_path: Path) -> None:
+    # A 6 % drop with noisy rounds and one stored run: one session a side cannot decide it.
+    write(tmp_path / ".benchmarks/m/0001_main.json", document(environment(), {NODE: measurement(rates(10.0, cv=0.1))}))
+    head = run_of(environment(), {NODE: measurement(rates(9.4, seed=3, cv=0.1))}, label="this session")
+    uri = f"file://{tmp_path / '.benchmarks'}"
+    for strict in (False, True):
+        settings = settings_from_mapping({"compare": "latest", "fail_inconclusive": strict})
+        choice = choose_baseline(settings, storage_uri=uri, fingerprint="fp-a")
+        report = run_gate(head, settings, choice, test_args=["benchmarks/", "-k", "decode and 1.5b"])
+        assert report.comparison is not None
+        assert report.comparison.verdicts[0].outcome == "inconclusive"
+        (line,) = [line for line in report.text.splitlines() if line.startswith("next: ")]
+        assert "run `pytest-tee ab --base 0123456789ab --blocks " in line
+        assert line.split("`")[1].endswith("-- benchmarks/ -k 'decode and 1.5b'")
+        assert ("--tee-fail-inconclusive" in line) is not strict
+        assert report.exit_code == (1 if strict else 0)
+        assert line in report.markdown
+    quiet = tmp_path / "quiet"
+    write(quiet / "m/0001_main.json", document(environment(), {NODE: measurement(rates(10.0))}))
+    latest = settings_from_mapping({"compare": "latest"})
+    decided = run_gate(
+        run_of(environment(), {NODE: measurement(rates(8.0, seed=5))}, label="this session"),
+        latest,
+        choose_baseline(latest, storage_uri=f"file://{quiet}", fingerprint="fp-a"),
+    )
+    assert decided.comparison is not None
+    assert decided.comparison.verdicts[0].outcome == "regressed"
+    assert "next: " not in decided.text
+
+
 # --------------------------------------------------------------------------------------------------------------
 # the two layouts of a saved run's environment record
 

@@ -1,17 +1,19 @@
 """``pytest-tee ab --base REV [-- PYTEST-ARGS]``: same-runner A/B of a base revision against the working tree.
 
-The base revision is checked out in a temporary ``git worktree``; base and head pytest sessions then run in blocks
-of four — base, head, head, base in odd blocks, head, base, base, head in even ones — so that drift in the machine
-(heat, clocks, neighbours) falls on both sides alike and cancels within each block. Sessions, not rounds, are the
-unit: each session's level is the median of its rounds, and ``sessions.decide_blocks`` judges the per-block
-differences of mean log levels with a t-test over blocks. The worktree is removed afterwards, also on Ctrl-C or
-an error.
+The base revision is checked out in a temporary ``git worktree`` (``--setup`` runs in each checkout first; each
+side imports its own code, ``ab_imports``); base and head pytest sessions then run in blocks of four — base, head,
+head, base in odd blocks, head, base, base, head in even ones — so that drift in the machine (heat, clocks,
+neighbours) falls on both sides alike and cancels within each block. Sessions, not rounds, are the unit: each
+session's level is the median of its rounds, and ``sessions.decide_blocks`` judges the per-block differences of
+mean log levels with a t-test over blocks. After every block from the third the blocks so far are judged as a
+look of a group-sequential design (``sequential``): once every verdict is decided the run stops, with the false
+alarms still ≤ α however often it looked. The worktree is removed afterwards, also on Ctrl-C or an error.
 
-Why 18 blocks by default: on a shared 2-vCPU runner session levels vary by ~9 % (log SD 0.09) from session to
-session. With sessions that noisy and independent, 18 blocks (72 sessions) are the fewest that catch a 10 % drop
-≥ 95 % of the time at 5 rounds a session with ≤ 1 % false alarms (simulated); on that runner, where ABBA also
-cancels drift, 10–12 blocks already did (docs/baselines-and-gating.md). Quieter runners need fewer: an
-inconclusive verdict says how many more blocks would likely decide it.
+Why at most 18 blocks by default: on a shared 2-vCPU runner session levels vary by ~9 % (log SD 0.09) from session
+to session; 18 blocks (72 sessions) catch a 10 % drop ≥ 95 % of the time with ≤ 1 % false alarms, and with the
+sequential looks a 10 % drop is decided after ~11 blocks, a 40 % one after ~6
+(``benchmarks/tooling/sequential_simulation.py``). An inconclusive verdict says how many blocks would likely
+decide it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,19 @@ _JUDGING_VARIABLES = frozenset(
     }
 )
 LOG_TAIL_LINES = 25
+# Each session: pytest, then out without the interpreter's shutdown. Tearing down torch and transformers' modules
+# took 3–3.6 s a session on the shared 2-vCPU VM (benchmarks/tooling/session_overhead.py); pytest has written and
+# closed its files by the time pytest.main returns, so only atexit handlers are skipped, and sessions run
+# only the measured benchmarks.
+SESSION_BOOTSTRAP = """
+import os, sys
+import pytest
+sys.argv[0] = "pytest"
+code = pytest.main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(int(code))
+"""
 
 
 def _positive_int(text: str) -> int:
@@ -70,6 +85,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"blocks of 4 sessions: base head head base, then head base base head, … (default {DEFAULT_BLOCKS}; "
         "at least 3 to judge; a quiet runner needs fewer, an inconclusive verdict says how many more)",
     )
+    parser.add_argument(
+        "--setup",
+        metavar="CMD",
+        default=None,
+        help="a shell command run once in each checkout (base, then head) before the first session, e.g. to build "
+        "an extension or install the project into a per-side environment",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        default=None,
+        help="the interpreter for each side's sessions; a relative path is taken inside each checkout (e.g. "
+        ".venv-ab/bin/python made by --setup). Default: the interpreter running pytest-tee",
+    )
     add_gate_arguments(parser)
     parser.add_argument("pytest_args", nargs="*", metavar="PYTEST-ARGS", help="after --: arguments for each pytest run")
 
@@ -80,50 +109,161 @@ class Side:
     label: str  # e.g. "base main (1a2b3c4d5e)" or "head 1a2b3c4d5e + working-tree changes"
     root: Path  # the checkout: the temporary worktree, or the repository itself
     cwd: Path  # where pytest runs: the same place relative to the checkout as the user's directory
+    python: str = sys.executable  # the interpreter of its sessions
+    environment: tuple[tuple[str, str], ...] = ()  # its sessions' environment (PYTHONPATH with its own code first)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_tee.baseline.compare import compare_blocks
-    from pytest_tee.results import run_from_document
-
     repo = _git_toplevel(Path.cwd())
     commit = _resolve_commit(repo, args.base)
     subdir = Path.cwd().resolve().relative_to(repo)
     head = Side("head", f"head {_describe_head(repo)}", repo, repo / subdir)
-    total = args.blocks * SESSIONS_PER_BLOCK
+    started = time.monotonic()
     with _base_worktree(repo, commit) as (worktree, scratch):
         base = Side("base", f"base {args.base} ({commit[:10]})", worktree, worktree / subdir)
-        documents: list[dict[str, list[dict[str, Any]]]] = [{"base": [], "head": []} for _ in range(args.blocks)]
-        durations: list[float] = []
-        for index, (block, side) in enumerate(block_schedule(args.blocks, {"base": base, "head": head}), start=1):
-            _progress(f"block {block}/{args.blocks}, session {index}/{total}: {side.label}")
-            started = time.monotonic()
-            document = _run_session(side, args.pytest_args, scratch / f"{side.name}-{index:03d}")
-            documents[block - 1][side.name].append(document)
-            level = session_level_line(document, rules_of(args))
-            if level:
-                _progress(f"  {level}")
-            durations.append(time.monotonic() - started)
-            if index < total:
-                left = (total - index) * sum(durations) / len(durations)
-                remaining = total - index
-                _progress(f"  about {_minutes(left)} left ({remaining} session{'s' if remaining != 1 else ''})")
+        base, head = (_prepared(side, args, repo, scratch) for side in (base, head))
+        _refuse_crossed_imports(base, repo)
+        documents, comparison, reason = _run_blocks(base, head, args, scratch, started)
+    code = emit(comparison, args)
+    _progress(reason)
+    for line in still_needed(comparison.verdicts, len(documents)):
+        _progress(line)
+    return code
+
+
+def _prepared(side: Side, args: argparse.Namespace, head_root: Path, scratch: Path) -> Side:
+    """The side with its interpreter and environment, after ``--setup`` ran in its checkout."""
+    from pytest_tee.baseline.ab_imports import interpreter, run_setup, side_pythonpath
+
+    # The sessions only measure; this command judges. Their own gate or summaries would only add noise.
+    environment = {key: value for key, value in os.environ.items() if key not in _JUDGING_VARIABLES}
+    environment["PYTHONPATH"] = side_pythonpath(side.root, environment.get("PYTHONPATH", ""), head_root=head_root)
+    if args.setup:
+        _progress(f"setup in {side.label}: {args.setup}")
+        run_setup(args.setup, side.root, environment, side.label, scratch / f"{side.name}-setup.log")
+    python = interpreter(side.root, args.python)
+    return replace(side, python=python, environment=tuple(sorted(environment.items())))
+
+
+def _refuse_crossed_imports(base: Side, head_root: Path) -> None:
+    """Refuse when the base side would import the project's code from the head checkout."""
+    from pytest_tee.baseline.ab_imports import crossed, import_names, package_roots, probe, refusal
+
+    if not base.cwd.is_dir():
+        return  # _run_session says so, naming the folder
+    origins = probe(base.python, base.cwd, dict(base.environment), import_names(package_roots(base.root)))
+    crossings = crossed(origins, base_root=base.root, head_root=head_root)
+    if crossings:
+        raise InputError(refusal(crossings, head_root))
+
+
+def _run_blocks(
+    base: Side, head: Side, args: argparse.Namespace, scratch: Path, started: float
+) -> tuple[list[dict[str, list[dict[str, Any]]]], Any, str]:
+    """Blocks until every verdict is decided (looking after each block from the third) or ``--blocks`` ran.
+
+    Returns the blocks' documents, the last look's comparison and why it stopped.
+    """
+    from pytest_tee.baseline.sessions import MIN_BLOCKS
+
+    total = args.blocks * SESSIONS_PER_BLOCK
+    documents: list[dict[str, list[dict[str, Any]]]] = []
+    durations: list[float] = []
+    comparison = None
+    for index, (block, side) in enumerate(block_schedule(args.blocks, {"base": base, "head": head}), start=1):
+        if block > len(documents):
+            documents.append({"base": [], "head": []})
+        _progress(f"block {block}/{args.blocks}, session {index}/{total}: {side.label}")
+        session_started = time.monotonic()
+        document = _run_session(side, args.pytest_args, scratch / f"{side.name}-{index:03d}")
+        documents[block - 1][side.name].append(document)
+        level = session_level_line(document, rules_of(args))
+        if level:
+            _progress(f"  {level}")
+        durations.append(time.monotonic() - session_started)
+        if index % SESSIONS_PER_BLOCK == 0 and block >= min(MIN_BLOCKS, args.blocks):
+            comparison = _judge(documents, base, head, args)
+            open_verdicts = len(comparison.inconclusive)
+            wall = _minutes(time.monotonic() - started)
+            if not open_verdicts:
+                decided = len(comparison.verdicts)
+                return (
+                    documents,
+                    comparison,
+                    (
+                        f"stopped after {block} of at most {args.blocks} blocks ({index} sessions, {wall}): "
+                        f"{_decided_line(comparison)}"
+                        if decided
+                        else f"stopped after {block} blocks: nothing to judge"
+                    ),
+                )
+            if block < args.blocks:
+                _progress(
+                    f"  look after block {block}: {open_verdicts} of {len(comparison.verdicts)} verdicts "
+                    f"not yet decided ({_estimates(comparison.inconclusive)}); going on"
+                )
+        if index < total:
+            _progress(f"  {_time_left(durations, total - index, index)}")
+    assert comparison is not None  # the last block always ends with a look
+    wall = _minutes(time.monotonic() - started)
+    return (
+        documents,
+        comparison,
+        (
+            f"reached the maximum of {args.blocks} blocks ({total} sessions, {wall}): "
+            f"{len(comparison.inconclusive)} of {len(comparison.verdicts)} verdicts still inconclusive"
+        ),
+    )
+
+
+def _judge(
+    documents: Sequence[dict[str, list[dict[str, Any]]]], base: Side, head: Side, args: argparse.Namespace
+) -> Any:
+    """The comparison at this look: every block so far, judged as a sequential run of at most ``--blocks``."""
+    from pytest_tee.baseline.compare import compare_blocks
+    from pytest_tee.results import run_from_document
+
     blocks = [
         (_session_runs(sides, "base", number), _session_runs(sides, "head", number))
         for number, sides in enumerate(documents, start=1)
     ]
-    comparison = compare_blocks(
+    return compare_blocks(
         run_from_document(merge_documents([d for sides in documents for d in sides["base"]]), label=base.label),
         run_from_document(merge_documents([d for sides in documents for d in sides["head"]]), label=head.label),
         blocks,
         rules_of(args),
         allow_env_mismatch=args.allow_env_mismatch,
         refuse_flag="--allow-env-mismatch",
+        max_blocks=args.blocks,
     )
-    code = emit(comparison, args)
-    for line in still_needed(comparison.verdicts, args.blocks):
-        _progress(line)
-    return code
+
+
+def _estimates(verdicts: Sequence[Any], shown: int = 3) -> str:
+    """The open verdicts' current estimates: head/base with the repeated 95 % interval."""
+    parts = [
+        f"{v.metric} {v.ratio:.3f} [{v.ci95[0]:.3f}, {v.ci95[1]:.3f}]"
+        + (f" {v.benchmark.rsplit('::', 1)[-1]}" if len(verdicts) > 1 else "")
+        for v in verdicts[:shown]
+    ]
+    return "; ".join(parts) + (f"; {len(verdicts) - shown} more" if len(verdicts) > shown else "")
+
+
+def _decided_line(comparison: Any) -> str:
+    counts = comparison.counts()
+    parts = [f"{counts[outcome]} {outcome}" for outcome in ("regressed", "improved", "unchanged") if counts[outcome]]
+    return f"every verdict decided ({', '.join(parts)})"
+
+
+def _time_left(durations: Sequence[float], remaining: int, done: int) -> str:
+    """The time to the maximum at the mean session time so far; the run stops earlier once decided."""
+    left = remaining * sum(durations) / len(durations)
+    block_left = remaining % SESSIONS_PER_BLOCK
+    early = (
+        f"; or {_minutes(block_left * sum(durations) / len(durations))} if decided after this block"
+        if (block_left and done >= SESSIONS_PER_BLOCK * 2)
+        else ""
+    )
+    return f"at most {_minutes(left)} left ({remaining} session{'s' if remaining != 1 else ''} to the maximum){early}"
 
 
 def _session_runs(sides: dict[str, list[dict[str, Any]]], name: str, block: int) -> list[Any]:
@@ -166,7 +306,8 @@ def still_needed(verdicts: Sequence[Any], blocks: int) -> list[str]:
         more = verdict.rounds_hint
         lines.append(
             f"{verdict.benchmark} {verdict.metric}: inconclusive after {blocks} blocks; about {more} more blocks "
-            f"({more * SESSIONS_PER_BLOCK} sessions) would likely decide it: rerun with --blocks {blocks + more}"
+            f"({more * SESSIONS_PER_BLOCK} sessions) would likely decide it: rerun with --blocks {blocks + more} "
+            "(a new run; it stops as soon as decided)"
         )
     return lines
 
@@ -241,13 +382,10 @@ def _run_session(side: Side, pytest_args: Sequence[str], stem: Path) -> dict[str
     import json
 
     json_path, log_path = stem.with_suffix(".json"), stem.with_suffix(".log")
-    command = [sys.executable, "-m", "pytest", *pytest_args, f"--benchmark-json={json_path}"]
-    # The sessions only measure; this command judges. Their own gate or summaries would only add noise.
-    environment = {key: value for key, value in os.environ.items() if key not in _JUDGING_VARIABLES}
-    # The checkout's own packages first (its pytest_tee too, if the revision has one).
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(side.root), *filter(None, environment.get("PYTHONPATH", "").split(os.pathsep))]
-    )
+    command = [side.python, "-c", SESSION_BOOTSTRAP, *pytest_args, f"--benchmark-json={json_path}"]
+    environment = dict(side.environment) or {
+        key: value for key, value in os.environ.items() if key not in _JUDGING_VARIABLES
+    }
     if not side.cwd.is_dir():
         raise InputError(f"{side.label}: has no folder {side.cwd.relative_to(side.root)} to run pytest in")
     started = time.monotonic()

@@ -172,11 +172,13 @@ def compare_blocks(
     allow_env_mismatch: bool = False,
     alpha: float = DEFAULT_ALPHA,
     refuse_flag: str = "--allow-env-mismatch",
+    max_blocks: int | None = None,
 ) -> Comparison:
     """Judge same-runner A/B blocks: ``blocks`` holds each block's (base sessions, head sessions) as runs.
 
     ``base``/``head`` stand for each side as a whole (e.g. its sessions merged): they give the benchmark lists,
     the refusals and the header of the output. Every session is also checked against the first base session.
+    ``max_blocks``: these blocks are one look of a sequential run of at most that many (``sessions.decide_blocks``).
     """
     sessions = [run for pair in blocks for side in pair for run in side]
     mismatches = [mismatch for run in sessions for mismatch in environment_mismatches(base, run)]
@@ -194,6 +196,7 @@ def compare_blocks(
             threshold_pct,
             higher_is_better=higher_is_better,
             alpha=alpha,
+            max_blocks=max_blocks,
         )
 
     return _compare(

@@ -69,12 +69,18 @@ def choose_baseline(settings: Settings, *, storage_uri: str, fingerprint: str) -
 
 
 def run_gate(
-    head: Run | None, settings: Settings, baseline: BaselineChoice, *, decide_hook: DecideHook | None = None
+    head: Run | None,
+    settings: Settings,
+    baseline: BaselineChoice,
+    *,
+    decide_hook: DecideHook | None = None,
+    test_args: Sequence[str] = (),
 ) -> GateReport:
     """Judge ``head`` (this session's results; None when nothing was measured) against the chosen baseline with
-    ``settings.gate_rules``. Writes ``--tee-verdicts`` when set.
+    ``settings.gate_rules``. Writes ``--tee-verdicts`` when set. ``test_args`` (the session's test paths) go into
+    the command an inconclusive verdict suggests.
     """
-    report = _judge(head, settings, baseline, decide_hook)
+    report = _judge(head, settings, baseline, decide_hook, test_args)
     if settings.verdicts is not None:
         from pytest_tee.files import write_atomic
 
@@ -83,7 +89,11 @@ def run_gate(
 
 
 def _judge(
-    head: Run | None, settings: Settings, baseline: BaselineChoice, decide_hook: DecideHook | None
+    head: Run | None,
+    settings: Settings,
+    baseline: BaselineChoice,
+    decide_hook: DecideHook | None,
+    test_args: Sequence[str] = (),
 ) -> GateReport:
     from pytest_tee.baseline.render import render_markdown, render_text, verdicts_document
 
@@ -116,13 +126,38 @@ def _judge(
         return _message_report("error", EXIT_USAGE, str(exc))
     exit_code = comparison.exit_code(settings.fail_inconclusive)
     document = {"status": "compared", **verdicts_document(comparison, fail_inconclusive=settings.fail_inconclusive)}
+    step = next_step(comparison, test_args, strict=settings.fail_inconclusive)
     return GateReport(
         status="compared",
         exit_code=exit_code,
-        text=render_text(comparison),
-        markdown=render_markdown(comparison),
+        text=render_text(comparison) + (f"{step}\n" if step else ""),
+        markdown=render_markdown(comparison) + (f"\n{step}\n" if step else ""),
         document=document,
         comparison=comparison,
+    )
+
+
+def next_step(comparison: Comparison, test_args: Sequence[str], *, strict: bool) -> str:
+    """For inconclusive verdicts, the one command that would likely decide them: a same-runner A/B of the
+    baseline's commit against this code (it stops as soon as decided). "" when nothing is inconclusive.
+    """
+    import shlex
+
+    from pytest_tee.baseline.ab import DEFAULT_BLOCKS
+
+    open_verdicts = comparison.inconclusive
+    if not open_verdicts:
+        return ""
+    hints = [v.rounds_hint for v in open_verdicts if v.hint_unit == "ab blocks" and v.rounds_hint]
+    blocks = max([DEFAULT_BLOCKS, *hints])
+    commit = str(comparison.base.commit.get("id") or "")
+    base = commit[:12] if commit and commit != "unknown" else "BASE-REVISION"
+    arguments = " ".join(shlex.quote(argument) for argument in test_args) or "PYTEST-ARGS"
+    command = f"pytest-tee ab --base {base} --blocks {blocks} -- {arguments}"
+    strict_note = "" if strict else "; to fail a PR on inconclusive verdicts instead, pass --tee-fail-inconclusive"
+    return (
+        f"next: {len(open_verdicts)} inconclusive — run `{command}` (base and head measured on this runner, "
+        f"interleaved; it stops once decided){strict_note}"
     )
 
 

@@ -71,12 +71,17 @@ def decide_blocks(
     *,
     higher_is_better: bool,
     alpha: float = DEFAULT_ALPHA,
+    max_blocks: int | None = None,
 ) -> Verdict:
     """The verdict from ABBA blocks: each block's base and head sessions (each session a list of round values).
 
     Per block d = mean(log head levels) − mean(log base levels); ratio = exp(mean d) with a 95 % t-interval over
     blocks and a one-sided t-test. Sessions without rounds are left out; a block without a session on both sides
     is not counted. Fewer than 3 counted blocks: inconclusive with a note.
+
+    ``max_blocks``: the blocks are a look of a sequential run of at most that many blocks (``pytest-tee ab``
+    looks after every block): p-value and CI are then the group-sequential ones of ``sequential.look``, valid
+    however often the run looked.
     """
     import numpy as np
 
@@ -128,6 +133,10 @@ def decide_blocks(
     differences = [statistics.fmean(head) - statistics.fmean(base) for base, head in kept]
     sd = statistics.stdev(differences)
     sessions_per_block = (len(base_levels) + len(head_levels)) / k
+    if max_blocks is not None:
+        return _sequential_verdict(
+            benchmark, metric, base_value, head_value, differences, max_blocks, alpha, sessions_per_block, common
+        )
     method = (
         f"blocks: {k} blocks of {sessions_per_block:g} sessions, head − base of the mean log session medians per "
         f"block, t over blocks ({k - 1} df; block SD {sd:.1%})"
@@ -144,6 +153,43 @@ def decide_blocks(
         method=method,
         **common,
     )
+
+
+def _sequential_verdict(
+    benchmark: str,
+    metric: str,
+    base_value: float,
+    head_value: float,
+    differences: Sequence[float],
+    max_blocks: int,
+    alpha: float,
+    sessions_per_block: float,
+    common: dict[str, Any],
+) -> Verdict:
+    from pytest_tee.baseline.sequential import look
+
+    seen = look(differences, max_blocks, alpha)
+    method = (
+        f"blocks, sequential: look after block {seen.blocks} of at most {seen.max_blocks} ({sessions_per_block:g} "
+        f"sessions a block), head − base of the mean log session medians per block, t over blocks ({seen.df} df; "
+        f"block SD {seen.se * math.sqrt(seen.blocks):.1%}); O'Brien–Fleming α spending, |t| ≥ "
+        f"{seen.t_boundary:.3g} needed here, repeated 95 % CI"
+    )
+    verdict = Verdict(
+        benchmark,
+        metric,
+        base_value,
+        head_value,
+        math.exp(seen.estimate),
+        (math.exp(seen.ci95[0]), math.exp(seen.ci95[1])),
+        "inconclusive",
+        p_value=seen.p_value,
+        method=method,
+        se_log=seen.se,
+        df=float(seen.df),
+        **common,
+    )
+    return classify(verdict, alpha=alpha)
 
 
 # ---------------------------------------------------------------------------------------- one head session

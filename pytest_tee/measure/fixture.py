@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
+from pytest_tee.measure.progress import RoundProgress
 from pytest_tee.measure.result import SCHEMA, ThroughputResult
 from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
 from pytest_tee.measure.timing import RoundRunner, Workload
@@ -33,7 +35,7 @@ class MeasureContext:
     benchmark: Callable[[], Any] | None = None  # -> pytest-benchmark's fixture, when that plugin is active
     threads: int | None = None
     gate_check: Callable[[str], GateCheck | None] | None = None  # fullname -> check, when a baseline is loaded
-    progress: Callable[[str], None] | None = None
+    progress: Callable[[RoundProgress], None] | None = None
     on_result: Callable[[dict[str, Any], ThroughputResult], None] | None = None
     fullname: str = ""
 
@@ -43,6 +45,8 @@ class TokensPerSecond:
         self._context = context
         self._used = False
         self.result: ThroughputResult | None = None
+        self._checkpoint = ""  # for progress lines
+        self._round_s = 0.0  # the last round's wall time, for the time left
 
     def __call__(
         self,
@@ -87,7 +91,9 @@ class TokensPerSecond:
         gate_check = context.gate_check(context.fullname) if context.gate_check else None
         # Requested only now: a test skipped while loading its model leaves pytest-benchmark untouched.
         bench = context.benchmark() if context.benchmark is not None else None
+        self._checkpoint = str(loaded.describe().get("checkpoint", {}).get("id", ""))
         self._run(runner, log, gate_check, bench)
+        self._report_progress(log, log.measured_rounds[-1] if log.measured_rounds else {}, False, finished=True)
         summaries = log.summaries()
         record = self._record(loaded, workload, prompt_ids, log, threads, summaries)
         result = ThroughputResult(
@@ -111,7 +117,7 @@ class TokensPerSecond:
     # ---------------------------------------------------------------------------------------------------------
     def _run(self, runner: RoundRunner, log: RoundLog, gate_check: GateCheck | None, bench: Any) -> None:
         plan = log.plan
-        state: dict[str, Any] = {"stopped": False, "started": None}
+        state: dict[str, Any] = {"stopped": False, "started": None, "mark": time.monotonic()}
 
         def setup() -> None:
             if not state["stopped"]:
@@ -128,6 +134,8 @@ class TokensPerSecond:
                 return
             was_warmup = log.in_warmup
             values = log.add(runner.take())
+            now = time.monotonic()
+            self._round_s, state["mark"] = now - state["mark"], now
             self._report_progress(log, values, was_warmup)
             if not was_warmup:
                 elapsed = time.monotonic() - state["started"]
@@ -146,17 +154,32 @@ class TokensPerSecond:
             target()
             teardown()
 
-    def _report_progress(self, log: RoundLog, values: Mapping[str, float], warmup: bool) -> None:
+    def _report_progress(
+        self, log: RoundLog, values: Mapping[str, float], warmup: bool, *, finished: bool = False
+    ) -> None:
         progress = self._context.progress
-        if progress is None:
-            return
         metric = stopping_metric(log.workload)
-        if warmup:
-            label = f"warmup {len(log.warmup_rounds)}/{log.plan.warmup}"
-        else:
-            total = f"{log.plan.rounds}" if not log.plan.adaptive else f"{log.plan.rounds}..{log.plan.cap}"
-            label = f"round {len(log.measured_rounds)}/{total}"
-        progress(f"{label}: {metric} {values[metric]:.2f} tok/s, ttft {values['ttft_s'] * 1e3:.0f} ms")
+        if progress is None or metric not in values:
+            return
+        plan = log.plan
+        done = len(log.warmup_rounds) if warmup else len(log.measured_rounds)
+        rounds_left = (plan.warmup - done + plan.rounds) if warmup else max(0, plan.rounds - done)
+        measured = log.samples(metric)
+        progress(
+            RoundProgress(
+                checkpoint=self._checkpoint,
+                warmup=warmup,
+                done=done,
+                planned=plan.warmup if warmup else plan.rounds,
+                cap=plan.warmup if warmup else plan.cap,
+                metric=metric,
+                value=values[metric],
+                median=statistics.median(measured) if measured and not warmup else None,
+                ttft_s=values.get("ttft_s", 0.0),
+                left_s=rounds_left * self._round_s,  # the last round's time: warmup rounds are often slower
+                finished=finished,
+            )
+        )
 
     def _record(
         self,
