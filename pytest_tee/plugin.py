@@ -1,4 +1,9 @@
-"""pytest wiring only: options → Settings, environment at start-up, markers, fixtures, skips, hooks, the gate."""
+"""pytest wiring only: options → Settings, environment on first use, markers, fixtures, skips, hooks, the gate.
+
+A good neighbour: every name pytest-tee registers is its own (``tee_*`` fixtures and markers, ``deepseek_*``,
+``tokens_per_second``), and a session that uses none of them and sets no pytest-tee option detects nothing, prints
+nothing and adds nothing to pytest-benchmark's files.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,19 @@ if TYPE_CHECKING:
 SESSION = pytest.StashKey[TeeSession]()
 SETTINGS = pytest.StashKey[Settings]()
 MARKER_ERROR = pytest.StashKey[str]()
+WORKER_INPUT_KEY = "pytest_tee_environment"  # an xdist controller's environment record, for its workers
+
+# The fixtures this module defines: a test that requests one (directly or through its own fixtures) uses pytest-tee.
+FIXTURES = frozenset(
+    {
+        "tee_environment",
+        "tee_bandwidth",
+        "tee_execution_env",
+        "deepseek_checkpoint",
+        "deepseek_model",
+        "tokens_per_second",
+    }
+)
 
 
 def tee_session(config: pytest.Config) -> TeeSession:
@@ -52,17 +70,44 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in marks.MARKERS:
         config.addinivalue_line("markers", line)
     settings = config.stash[SETTINGS] = resolve(config)
-    config.stash[SESSION] = start_session(config, settings)
+    handed_over = (getattr(config, "workerinput", None) or {}).get(WORKER_INPUT_KEY)
+    config.stash[SESSION] = start_session(config, settings, handed_over=handed_over)
     if config.pluginmanager.hasplugin("benchmark"):
         from pytest_tee.benchmark_hooks import BenchmarkHooks
 
         config.pluginmanager.register(BenchmarkHooks(), "pytest-tee-benchmark-hooks")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the environment to each worker, so that workers do not detect again."""
+    session = tee_session(node.config)
+    if session.detected:
+        import json
+
+        node.workerinput[WORKER_INPUT_KEY] = json.dumps(session.environment.to_dict(), default=str)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The environment lines, when a pytest-tee option made this session detect at start-up."""
+    session = tee_session(config)
+    return _header_lines(session) if session.detected else []
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """The environment lines after collection, when only the collected tests showed that pytest-tee is used."""
+    session = tee_session(config)
+    if not session.detected or session.header_shown:
+        return []
+    if config.get_verbosity() < 0 or config.getoption("no_header", False):
+        return []  # where pytest prints no header (-q, --no-header), neither does this
+    return _header_lines(session)
+
+
+def _header_lines(session: TeeSession) -> list[str]:
     from pytest_tee.environment.detection import header_line
 
-    session = tee_session(config)
+    session.header_shown = True
     lines = [header_line(session.environment)]
     lines.extend(f"tee warning: {warning}" for warning in session.environment.warnings)
     if session.posture:
@@ -79,7 +124,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = tee_session(metafunc.config)
-    if "execution_env" in metafunc.fixturenames:
+    if "tee_execution_env" in metafunc.fixturenames:
         _parametrize_execution_env(metafunc, session)
     if "deepseek_checkpoint" in metafunc.fixturenames:
         from pytest_tee.checkpoints.catalogue import get
@@ -96,17 +141,20 @@ def _parametrize_execution_env(metafunc: pytest.Metafunc, session: TeeSession) -
         pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
     envs = marks.select_envs(session.execution_envs, wanted)
     if envs:
-        metafunc.parametrize("execution_env", envs, ids=[env.name for env in envs])
+        metafunc.parametrize("tee_execution_env", envs, ids=[env.name for env in envs])
         return
     have = ", ".join(env.name for env in session.execution_envs) or "none"
     reason = f"no execution environment here matches {', '.join(wanted or ())} (this host offers: {have})"
     wanted_devices = {"cuda" if name.endswith("cuda") else "cpu" for name in wanted or ()} or {"cpu", "cuda"}
     reason += "".join(f"; {dev}: {why}" for dev, why in session.unavailable_devices.items() if dev in wanted_devices)
-    metafunc.parametrize("execution_env", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
+    metafunc.parametrize("tee_execution_env", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(_uses_tee(item) for item in items):
+        return  # nothing here uses pytest-tee: no detection, no header, the items as they were
     session = tee_session(config)
+    session.detection()
     for item in items:
         _apply_requires(item, session)
     session.measuring_items = sum("tokens_per_second" in getattr(item, "fixturenames", ()) for item in items)
@@ -115,7 +163,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def model_key(item: pytest.Item) -> tuple[int, str, str]:
         params = getattr(getattr(item, "callspec", None), "params", {})
         checkpoint = params.get("deepseek_checkpoint")
-        env = params.get("execution_env")
+        env = params.get("tee_execution_env")
         if checkpoint is None:
             return (0, "", "")
         return (1, checkpoint.id, getattr(env, "name", ""))
@@ -123,15 +171,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=model_key)
 
 
+def _uses_tee(item: pytest.Item) -> bool:
+    if not FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+        return True
+    return any(item.get_closest_marker(name) is not None for name in marks.MARKER_NAMES)
+
+
 def _apply_requires(item: pytest.Item, session: TeeSession) -> None:
     """Decided at collection so that the skip is reported at the test, with what is missing."""
-    marker = item.get_closest_marker("requires")
+    marker = item.get_closest_marker("tee_requires")
     if marker is None:
         return
-    env = getattr(getattr(item, "callspec", None), "params", {}).get("execution_env")
+    env = getattr(getattr(item, "callspec", None), "params", {}).get("tee_execution_env")
     try:
         if marker.args:
-            raise marks.MarkerError("@pytest.mark.requires takes keyword arguments only, e.g. requires(cuda=True)")
+            raise marks.MarkerError(
+                "@pytest.mark.tee_requires takes keyword arguments only, e.g. tee_requires(cuda=True)"
+            )
         missing = marks.unmet_requirements(marker.kwargs, session.environment, env)
     except marks.MarkerError as exc:
         item.stash[MARKER_ERROR] = str(exc)
@@ -167,9 +223,9 @@ def tee_bandwidth(pytestconfig: pytest.Config) -> dict[str, Any]:
 
 
 @pytest.fixture
-def execution_env(request: pytest.FixtureRequest) -> ExecutionEnv:
+def tee_execution_env(request: pytest.FixtureRequest) -> ExecutionEnv:
     """One execution environment per test instance (cpu, cuda, tdx, tdx-cuda, …): parametrized at collection."""
-    raise pytest.UsageError("execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
+    raise pytest.UsageError("tee_execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
 @pytest.fixture
@@ -180,15 +236,15 @@ def deepseek_checkpoint(request: pytest.FixtureRequest) -> Checkpoint:
 
 @pytest.fixture
 def deepseek_model(
-    pytestconfig: pytest.Config, deepseek_checkpoint: Checkpoint, execution_env: ExecutionEnv
+    pytestconfig: pytest.Config, deepseek_checkpoint: Checkpoint, tee_execution_env: ExecutionEnv
 ) -> LoadedModel:
     """The LoadedModel for this checkpoint on this execution environment (cached; one model held at a time)."""
-    return load_model_for(tee_session(pytestconfig), pytestconfig, deepseek_checkpoint, execution_env)
+    return load_model_for(tee_session(pytestconfig), pytestconfig, deepseek_checkpoint, tee_execution_env)
 
 
 @pytest.fixture
 def tokens_per_second(
-    request: pytest.FixtureRequest, deepseek_checkpoint: Checkpoint, execution_env: ExecutionEnv
+    request: pytest.FixtureRequest, deepseek_checkpoint: Checkpoint, tee_execution_env: ExecutionEnv
 ) -> TokensPerSecond:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
     from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
@@ -209,7 +265,7 @@ def tokens_per_second(
             max_time_s=settings.max_time,
         ),
         default_workload=Workload(settings.prompt_tokens, settings.new_tokens, settings.batch),
-        execution_env=execution_env,
+        execution_env=tee_execution_env,
         environment_fingerprint=session.environment.fingerprint,
         host_snapshot=session.host_snapshot(),
         default_model=lambda: request.getfixturevalue("deepseek_model"),

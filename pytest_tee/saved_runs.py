@@ -73,7 +73,7 @@ class Run:
 
     label: str
     path: Path | None
-    environment: Mapping[str, Any]  # machine_info["tee"], the Environment record
+    environment: Mapping[str, Any]  # the Environment record (see environment_record)
     datetime: str
     commit: Mapping[str, Any]
     measurements: tuple[BenchmarkEntry, ...]
@@ -143,14 +143,17 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
                 measurement=measurement,
             )
         )
-    environment = machine_info.get("tee")
+    environment = environment_record(document)
     if not measurements:
         raise RunFileError(
             f"{where}: has no pytest-tee measurements (benchmarks without extra_info['tee']); "
             "record runs with the tokens_per_second fixture"
         )
     if not isinstance(environment, dict):
-        raise RunFileError(f"{where}: has pytest-tee measurements but no machine_info['tee'] environment record")
+        raise RunFileError(
+            f"{where}: has pytest-tee measurements but no environment record "
+            "(pytest_tee['environment'] or machine_info['tee'])"
+        )
     return Run(
         label=label or (path.stem if path is not None else "results"),
         path=path,
@@ -161,6 +164,16 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
         document=document,
         skipped_benchmarks=tuple(skipped),
     )
+
+
+def environment_record(document: Mapping[str, Any]) -> Any:
+    """The full environment record of a saved run: ``pytest_tee["environment"]`` (since 0.2), else the record
+    runs saved by 0.1 kept in ``machine_info["tee"]``; None when neither is there."""
+    section = document.get("pytest_tee")
+    if isinstance(section, dict) and isinstance(section.get("environment"), dict):
+        return section["environment"]
+    machine_info = document.get("machine_info")
+    return machine_info.get("tee") if isinstance(machine_info, dict) else None
 
 
 def run_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -385,6 +385,11 @@ class Settings:
     def gating(self) -> bool:
         return self.compare is not None or self.fail_drop is not None
 
+    @property
+    def configured(self) -> bool:
+        """Whether any pytest-tee option was set (flag, variable or ini key): then the session uses pytest-tee."""
+        return any(source != "default" for source in self.sources.values())
+
 
 def _check_consistency(values: dict[str, Any]) -> None:
     if values["max_rounds"] < values["rounds"]:

@@ -490,3 +490,26 @@ def test_an_inconclusive_gate_says_the_command_to_run_next(tmp_path: Path) -> No
     assert decided.comparison is not None
     assert decided.comparison.verdicts[0].outcome == "regressed"
     assert "next: " not in decided.text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the two layouts of a saved run's environment record
+
+
+def test_the_environment_record_is_read_from_either_layout() -> None:
+    full = {**environment("fp-full"), "host": {"clocksource": "tsc", "memory": {"available_bytes": 123}}}
+    benchmarks = {NODE: measurement(rates(10.0))}
+    old = document(full, benchmarks)  # pytest-tee 0.1: the whole record in machine_info["tee"]
+    new = document({k: full[k] for k in ("tee", "platform", "fingerprint", "fingerprint_fields")}, benchmarks)
+    new["pytest_tee"] = {"schema": 2, "environment": full}  # 0.2: machine_info["tee"] holds the identity only
+
+    for doc in (old, new):
+        run = run_from_document(doc, label="run")
+        assert run.fingerprint == "fp-full"
+        assert run.environment["host"]["clocksource"] == "tsc"
+
+    del new["pytest_tee"]["environment"]
+    assert "host" not in run_from_document(new, label="run").environment  # the identity alone still reads
+    del new["machine_info"]["tee"]
+    with pytest.raises(RunFileError, match="no environment record"):
+        run_from_document(new, label="run")

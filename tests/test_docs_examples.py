@@ -13,7 +13,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLES = DOCS / "examples"
-# A machine without a TEE, whatever runs the tests: the examples' tee_env/requires markers then always apply.
+# A machine without a TEE, whatever runs the tests: the examples' tee_env/tee_requires markers then always apply.
 PLAIN_VM = Path(__file__).resolve().parent / "sysroots" / "plain-vm"
 FAST = ("-p", "no:cacheprovider", "--tee-models=tiny-qwen2", "--tee-rounds=2", "--tee-warmup=0")
 
@@ -45,7 +45,7 @@ def test_my_benchmark_example_passes_and_stores_each_prompt_shape(pytester: pyte
 
 
 def test_my_benchmark_example_is_skipped_where_the_memory_marker_is_not_met(pytester: pytest.Pytester):
-    """requires(min_memory_gb=4) against a sysroot whose meminfo says 2 GiB: skipped with the reason."""
+    """tee_requires(min_memory_gb=4) against a sysroot whose meminfo says 2 GiB: skipped with the reason."""
     small = pytester.mkdir("small-vm")
     (small / "proc").mkdir()
     (small / "proc" / "meminfo").write_text("MemTotal:        2097152 kB\nMemAvailable:    1048576 kB\n")

@@ -103,6 +103,20 @@ class Environment:
             "fingerprint_fields": self.fingerprint_fields(),
         }
 
+    def identity(self) -> dict[str, Any]:
+        """What identifies this environment for comparison: the fingerprint and the facts behind it.
+
+        This is what goes into pytest-benchmark's ``machine_info``, which pytest-benchmark compares verbatim and
+        warns about on any difference; so only facts that stay put between runs on one machine belong here, never
+        observations such as available memory or kernel-log line counts (those are in ``to_dict()``).
+        """
+        return {
+            "tee": self.tee,
+            "platform": self.platform,
+            "fingerprint": self.fingerprint,
+            "fingerprint_fields": self.fingerprint_fields(),
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Environment:
         return cls(
