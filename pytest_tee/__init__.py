@@ -16,8 +16,9 @@ _EXPORTS = {
     "detect": "pytest_tee.environment",
     "Checkpoint": "pytest_tee.checkpoints.catalogue",
     "LoadedModel": "pytest_tee.checkpoints.loading",
-    "ThroughputResult": "pytest_tee.measure.result",
-    "Verdict": "pytest_tee.baseline.gate",
+    "ThroughputResult": "pytest_tee.measure.throughput",
+    "StoredMeasurement": "pytest_tee.records",
+    "Verdict": "pytest_tee.records",
 }
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Evidence",
     "ExecutionEnv",
     "LoadedModel",
+    "StoredMeasurement",
     "ThroughputResult",
     "Verdict",
     "__version__",
@@ -33,12 +35,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pytest_tee.baseline.gate import Verdict
     from pytest_tee.checkpoints.catalogue import Checkpoint
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.environment import detect
     from pytest_tee.environment.record import Environment, Evidence, ExecutionEnv
-    from pytest_tee.measure.result import ThroughputResult
+    from pytest_tee.measure.throughput import ThroughputResult
+    from pytest_tee.records import StoredMeasurement, Verdict
 
 
 def __getattr__(name: str) -> Any:

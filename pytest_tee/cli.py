@@ -14,10 +14,10 @@ from pytest_tee.errors import InputError
 
 # name → (module, help). Each module provides add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "env": ("pytest_tee.environment.command", "print the detected environment"),
+    "env": ("pytest_tee.environment.env_command", "print the detected environment"),
     "compare": ("pytest_tee.baseline.compare_command", "the regression gate over two saved runs"),
-    "ab": ("pytest_tee.baseline.ab", "same-runner A/B: base revision and head interleaved, then compared"),
-    "report": ("pytest_tee.report.command", "cross-environment comparison table and plots"),
+    "ab": ("pytest_tee.baseline.ab_command", "same-runner A/B: base revision and head interleaved, then compared"),
+    "report": ("pytest_tee.report.report_command", "cross-environment comparison table and plots"),
     "verify": ("pytest_tee.attestation.verify_command", "check that attestation evidence binds these results"),
     "evidence": ("pytest_tee.attestation.evidence_command", "parse a TDREPORT, TD quote or SEV-SNP report file"),
     "cache": ("pytest_tee.checkpoints.cache_command", "list or clear the cached synthetic GGUF weights"),

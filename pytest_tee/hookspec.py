@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_tee.baseline.gate import Verdict
     from pytest_tee.checkpoints.catalogue import Checkpoint
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.environment.record import Environment, ExecutionEnv
+    from pytest_tee.records import Verdict
 
 
 @pytest.hookspec(firstresult=True)

@@ -1,19 +1,25 @@
-"""The ``tee_env`` and ``requires`` markers: which tests run where, and why the others are skipped."""
+"""The ``tee_env`` and ``tee_requires`` markers: which tests run where, and why the others are skipped.
+
+Both names carry the ``tee_`` prefix so that a project's own markers (a ``requires`` of its own, say) are never
+taken or interpreted by pytest-tee.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_tee.environment.record import Environment, ExecutionEnv
+if TYPE_CHECKING:  # annotations only: this module is loaded by every pytest session
+    from pytest_tee.environment.record import Environment, ExecutionEnv
 
 KNOWN_ENVS = ("cpu", "cuda", "tdx", "tdx-cuda", "sev-snp", "sev-snp-cuda")
 REQUIRES_KEYS = ("cuda", "tee", "min_memory_gb", "cpu_flags")
 
+MARKER_NAMES = ("tee_env", "tee_requires")
 MARKERS = (
     "tee_env(*names): run this test only in these execution environments "
     f"({', '.join(KNOWN_ENVS)}); other instances are not generated.",
-    "requires(cuda=False, tee=None, min_memory_gb=None, cpu_flags=()): capability gate; a test whose needs "
+    "tee_requires(cuda=False, tee=None, min_memory_gb=None, cpu_flags=()): capability gate; a test whose needs "
     "are not met is skipped with a reason naming what is missing.",
 )
 
@@ -52,7 +58,7 @@ def unmet_requirements(
     unknown = sorted(set(requirements) - set(REQUIRES_KEYS))
     if unknown:
         raise MarkerError(
-            f"@pytest.mark.requires: unknown argument {', '.join(unknown)}; valid: {', '.join(REQUIRES_KEYS)}"
+            f"@pytest.mark.tee_requires: unknown argument {', '.join(unknown)}; valid: {', '.join(REQUIRES_KEYS)}"
         )
     missing: list[str] = []
     if requirements.get("cuda"):
@@ -71,7 +77,7 @@ def unmet_requirements(
     flags = requirements.get("cpu_flags") or ()
     if isinstance(flags, str):
         flags = (flags,)
-    have_flags = set(environment.host.get("cpu", {}).get("flags", ()))
+    have_flags = set(environment.facts.cpu_flags)
     absent = [flag for flag in flags if flag not in have_flags]
     if absent:
         missing.append(f"CPU flags {', '.join(absent)}")
@@ -95,5 +101,5 @@ def _memory_gib(environment: Environment, execution_env: ExecutionEnv | None) ->
                 mib = device.get("memory_total_mib")
                 return mib / 1024 if isinstance(mib, (int, float)) else None
         return None
-    total = environment.host.get("memory", {}).get("total_bytes")
-    return total / 2**30 if isinstance(total, (int, float)) else None
+    total = environment.facts.memory_total_bytes
+    return total / 2**30 if total is not None else None

@@ -1,20 +1,49 @@
-"""pytest wiring only: options → Settings, environment at start-up, markers, fixtures, skips, hooks, the gate."""
+"""pytest wiring only: options → Settings, environment on first use, markers, fixtures, skips, hooks, the gate.
+
+A good neighbour: every name pytest-tee registers is its own (``tee_*`` fixtures and markers, ``deepseek_*``,
+``tokens_per_second``), and a session that uses none of them and sets no pytest-tee option detects nothing, prints
+nothing and adds nothing to pytest-benchmark's files.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_tee import hookspec, marks
-from pytest_tee.session import TeeSession, load_model_for, prompt_maker, start_session
+from pytest_tee.session_state import TeeSession, load_model_for, prompt_maker, start_session
 from pytest_tee.settings import Settings, add_options, resolve
+
+if TYPE_CHECKING:
+    from pytest_tee.checkpoints.catalogue import Checkpoint
+    from pytest_tee.checkpoints.loading import LoadedModel
+    from pytest_tee.environment.record import Environment, ExecutionEnv
+    from pytest_tee.measure.fixture import TokensPerSecond
+    from pytest_tee.measure.throughput import ThroughputResult
 
 SESSION = pytest.StashKey[TeeSession]()
 SETTINGS = pytest.StashKey[Settings]()
 MARKER_ERROR = pytest.StashKey[str]()
+WORKER_INPUT_KEY = "pytest_tee_environment"  # an xdist controller's environment record, for its workers
+
+# The fixtures this module defines: a test that requests one (directly or through its own fixtures) uses pytest-tee.
+FIXTURES = frozenset(
+    {
+        "tee_environment",
+        "tee_bandwidth",
+        "tee_execution_env",
+        "tee_engine",
+        "tee_quant",
+        "deepseek_checkpoint",
+        "deepseek_model",
+        "tokens_per_second",
+    }
+)
 
 
 def tee_session(config: pytest.Config) -> TeeSession:
@@ -43,17 +72,44 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in marks.MARKERS:
         config.addinivalue_line("markers", line)
     settings = config.stash[SETTINGS] = resolve(config)
-    config.stash[SESSION] = start_session(config, settings)
+    handed_over = (getattr(config, "workerinput", None) or {}).get(WORKER_INPUT_KEY)
+    config.stash[SESSION] = start_session(config, settings, handed_over=handed_over)
     if config.pluginmanager.hasplugin("benchmark"):
         from pytest_tee.benchmark_hooks import BenchmarkHooks
 
         config.pluginmanager.register(BenchmarkHooks(), "pytest-tee-benchmark-hooks")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the environment to each worker, so that workers do not detect again."""
+    session = tee_session(node.config)
+    if session.detected:
+        import json
+
+        node.workerinput[WORKER_INPUT_KEY] = json.dumps(session.environment.to_dict(), default=str)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The environment lines, when a pytest-tee option made this session detect at start-up."""
+    session = tee_session(config)
+    return _header_lines(session) if session.detected else []
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """The environment lines after collection, when only the collected tests showed that pytest-tee is used."""
+    session = tee_session(config)
+    if not session.detected or session.header_shown:
+        return []
+    if config.get_verbosity() < 0 or config.getoption("no_header", False):
+        return []  # where pytest prints no header (-q, --no-header), neither does this
+    return _header_lines(session)
+
+
+def _header_lines(session: TeeSession) -> list[str]:
     from pytest_tee.environment.detection import header_line
 
-    session = tee_session(config)
+    session.header_shown = True
     lines = [header_line(session.environment)]
     lines.extend(f"tee warning: {warning}" for warning in session.environment.warnings)
     if session.posture:
@@ -70,7 +126,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = tee_session(metafunc.config)
-    if "execution_env" in metafunc.fixturenames:
+    if "tee_execution_env" in metafunc.fixturenames:
         _parametrize_execution_env(metafunc, session)
     if "deepseek_checkpoint" in metafunc.fixturenames:
         from pytest_tee.checkpoints.catalogue import get
@@ -119,17 +175,20 @@ def _parametrize_execution_env(metafunc: pytest.Metafunc, session: TeeSession) -
         pytest.fail(f"{metafunc.definition.nodeid}: {exc}", pytrace=False)
     envs = marks.select_envs(session.execution_envs, wanted)
     if envs:
-        metafunc.parametrize("execution_env", envs, ids=[env.name for env in envs])
+        metafunc.parametrize("tee_execution_env", envs, ids=[env.name for env in envs])
         return
     have = ", ".join(env.name for env in session.execution_envs) or "none"
     reason = f"no execution environment here matches {', '.join(wanted or ())} (this host offers: {have})"
     wanted_devices = {"cuda" if name.endswith("cuda") else "cpu" for name in wanted or ()} or {"cpu", "cuda"}
     reason += "".join(f"; {dev}: {why}" for dev, why in session.unavailable_devices.items() if dev in wanted_devices)
-    metafunc.parametrize("execution_env", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
+    metafunc.parametrize("tee_execution_env", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(_uses_tee(item) for item in items):
+        return  # nothing here uses pytest-tee: no detection, no header, the items as they were
     session = tee_session(config)
+    session.detection()
     for item in items:
         _apply_requires(item, session)
     session.measuring_items = sum("tokens_per_second" in getattr(item, "fixturenames", ()) for item in items)
@@ -138,7 +197,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def model_key(item: pytest.Item) -> tuple[int, str, str, str, str]:
         params = getattr(getattr(item, "callspec", None), "params", {})
         checkpoint = params.get("deepseek_checkpoint")
-        env = params.get("execution_env")
+        env = params.get("tee_execution_env")
         if checkpoint is None:
             return (0, "", "", "", "")
         engine, quant = str(params.get("tee_engine", "")), str(params.get("tee_quant", ""))
@@ -147,15 +206,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=model_key)
 
 
+def _uses_tee(item: pytest.Item) -> bool:
+    if not FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+        return True
+    return any(item.get_closest_marker(name) is not None for name in marks.MARKER_NAMES)
+
+
 def _apply_requires(item: pytest.Item, session: TeeSession) -> None:
     """Decided at collection so that the skip is reported at the test, with what is missing."""
-    marker = item.get_closest_marker("requires")
+    marker = item.get_closest_marker("tee_requires")
     if marker is None:
         return
-    env = getattr(getattr(item, "callspec", None), "params", {}).get("execution_env")
+    env = getattr(getattr(item, "callspec", None), "params", {}).get("tee_execution_env")
     try:
         if marker.args:
-            raise marks.MarkerError("@pytest.mark.requires takes keyword arguments only, e.g. requires(cuda=True)")
+            raise marks.MarkerError(
+                "@pytest.mark.tee_requires takes keyword arguments only, e.g. tee_requires(cuda=True)"
+            )
         missing = marks.unmet_requirements(marker.kwargs, session.environment, env)
     except marks.MarkerError as exc:
         item.stash[MARKER_ERROR] = str(exc)
@@ -174,7 +241,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def tee_environment(pytestconfig: pytest.Config) -> Any:
+def tee_environment(pytestconfig: pytest.Config) -> Environment:
     """The detected Environment: TEE kind and evidence, CPU, memory, GPUs, NVIDIA CC mode."""
     return tee_session(pytestconfig).environment
 
@@ -191,13 +258,13 @@ def tee_bandwidth(pytestconfig: pytest.Config) -> dict[str, Any]:
 
 
 @pytest.fixture
-def execution_env(request: pytest.FixtureRequest) -> Any:
+def tee_execution_env(request: pytest.FixtureRequest) -> ExecutionEnv:
     """One execution environment per test instance (cpu, cuda, tdx, tdx-cuda, …): parametrized at collection."""
-    raise pytest.UsageError("execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
+    raise pytest.UsageError("tee_execution_env is parametrized by pytest-tee; it cannot be requested indirectly")
 
 
 @pytest.fixture
-def deepseek_checkpoint(request: pytest.FixtureRequest) -> Any:
+def deepseek_checkpoint(request: pytest.FixtureRequest) -> Checkpoint:
     """A Checkpoint from the catalogue, one per --tee-models entry: parametrized at collection."""
     raise pytest.UsageError("deepseek_checkpoint is parametrized by pytest-tee; it cannot be requested indirectly")
 
@@ -220,17 +287,25 @@ def tee_quant(request: pytest.FixtureRequest, tee_engine: str) -> str | None:
 
 @pytest.fixture
 def deepseek_model(
-    pytestconfig: pytest.Config, deepseek_checkpoint: Any, execution_env: Any, tee_engine: str, tee_quant: str | None
-) -> Any:
+    pytestconfig: pytest.Config,
+    deepseek_checkpoint: Checkpoint,
+    tee_execution_env: ExecutionEnv,
+    tee_engine: str,
+    tee_quant: str | None,
+) -> LoadedModel:
     """The LoadedModel for this checkpoint on this execution environment with this engine (cached; one held)."""
     session = tee_session(pytestconfig)
-    return load_model_for(session, pytestconfig, deepseek_checkpoint, execution_env, tee_engine, tee_quant)
+    return load_model_for(session, pytestconfig, deepseek_checkpoint, tee_execution_env, tee_engine, tee_quant)
 
 
 @pytest.fixture
 def tokens_per_second(
-    request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any, tee_engine: str, tee_quant: Any
-) -> Any:
+    request: pytest.FixtureRequest,
+    deepseek_checkpoint: Checkpoint,
+    tee_execution_env: ExecutionEnv,
+    tee_engine: str,
+    tee_quant: str | None,
+) -> TokensPerSecond:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
     from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
     from pytest_tee.measure.rounds import RoundPlan
@@ -250,7 +325,7 @@ def tokens_per_second(
             max_time_s=settings.max_time,
         ),
         default_workload=Workload(settings.prompt_tokens, settings.new_tokens, settings.batch),
-        execution_env=execution_env,
+        execution_env=tee_execution_env,
         environment_fingerprint=session.environment.fingerprint,
         host_snapshot=session.host_snapshot(),
         default_model=lambda: request.getfixturevalue("deepseek_model"),
@@ -259,6 +334,7 @@ def tokens_per_second(
         threads=settings.threads,
         gate_check=_adaptive_gate(session),
         progress=_progress_writer(config),
+        update_result=_result_updater(request),
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
@@ -271,7 +347,7 @@ def _adaptive_gate(session: TeeSession) -> Any:
     baseline = getattr(session.baseline, "run", None)
     if settings.target_ci is None or baseline is None:
         return None
-    from pytest_tee.baseline.session import adaptive_gate_check
+    from pytest_tee.baseline.session_gate import adaptive_gate_check
 
     family = max(1, session.measuring_items) * len(settings.gate_rules)
     history = getattr(session.baseline, "history", ())
@@ -290,29 +366,58 @@ def _refuse_xdist(config: pytest.Config) -> None:
 
 
 def _progress_writer(config: pytest.Config) -> Any:
-    """Round-by-round progress in verbose mode, written past pytest's capture so long benchmarks show life."""
-    if config.get_verbosity() < 1:
+    """Progress past pytest's capture: per round with -v, else a live line on a terminal or a line every ~12 s."""
+    from pytest_tee.measure.progress import ProgressWriter
+
+    verbosity = config.get_verbosity()
+    if verbosity < 0:
         return None
     capture = config.pluginmanager.getplugin("capturemanager")
-    writer = config.get_terminal_writer()
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if reporter is None:
+        return None
 
-    def write(message: str) -> None:
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            writer.line(f"    [tee] {message}")
+    def uncaptured(action: Any) -> Any:
+        def run(*arguments: Any) -> Any:
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                return action(*arguments)
 
-    return write
+        return run
+
+    terminal = verbosity < 1 and uncaptured(_is_terminal)()
+    mode = "rounds" if verbosity >= 1 else "live" if terminal else "lines"
+    return ProgressWriter(
+        mode,
+        line=uncaptured(reporter.write_line),
+        rewrite=uncaptured(lambda text: reporter.rewrite(text, erase=True)),
+        start_live=uncaptured(reporter.ensure_newline),
+    )
 
 
-def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Any:
-    from pytest_tee.session import MeasuredResult
+def _is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced or closed stdout: not a terminal
+        return False
 
-    def record(stored: dict[str, Any], result: Any) -> None:
-        config = request.config
-        config.hook.pytest_tee_update_result(config=config, item=request.node, result=stored)
+
+def _result_updater(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
+    def update(stored: dict[str, Any]) -> None:
+        request.config.hook.pytest_tee_update_result(config=request.config, item=request.node, result=stored)
+
+    return update
+
+
+def _result_recorder(request: pytest.FixtureRequest, session: TeeSession) -> Callable[[ThroughputResult], None]:
+    from pytest_tee.saved_runs import BenchmarkEntry
+
+    def record(result: ThroughputResult) -> None:
+        assert result.measurement is not None
         for name, summary in result.metrics.items():
             request.node.user_properties.append((f"tee_{name}", round(summary.median, 6)))
-        request.node.user_properties.append(("tee_execution_env", stored["execution_env"]))
-        session.results.append(MeasuredResult(request.node.nodeid, stored))
+        request.node.user_properties.append(("tee_execution_env", result.execution_env))
+        nodeid = request.node.nodeid
+        session.results.append(BenchmarkEntry(nodeid, nodeid.rsplit("::", 1)[-1], None, result.measurement))
 
     return record
 
@@ -337,7 +442,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = tee_session(session.config)
     state.release_models()
     config = session.config
-    exit_code = state.judge(functools.partial(config.hook.pytest_tee_generate_verdict, config=config))
+    hook = functools.partial(config.hook.pytest_tee_generate_verdict, config=config)
+    exit_code = state.judge(hook, test_args=[str(argument) for argument in config.args])
     if session.exitstatus == 0 and exit_code:
         session.exitstatus = exit_code
     state.write_summaries()

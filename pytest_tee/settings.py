@@ -407,8 +407,6 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-OPTIONS_BY_DEST = {option.dest: option for option in OPTIONS}
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -455,6 +453,11 @@ class Settings:
     @property
     def gating(self) -> bool:
         return self.compare is not None or self.fail_drop is not None
+
+    @property
+    def configured(self) -> bool:
+        """Whether any pytest-tee option was set (flag, variable or ini key): then the session uses pytest-tee."""
+        return any(source != "default" for source in self.sources.values())
 
 
 def _check_consistency(values: dict[str, Any]) -> None:
@@ -550,7 +553,7 @@ def set_suite_default(config: pytest.Config, dest: str, value: str, where: str) 
     Call it from the suite's conftest in a ``tryfirst`` ``pytest_configure``; ``where`` names the conftest for
     messages. The shipped suite uses it to measure both engines unless told otherwise.
     """
-    if dest not in OPTIONS_BY_DEST:
+    if dest not in {option.dest for option in OPTIONS}:
         raise KeyError(f"unknown pytest-tee option {dest!r}")
     config.stash.setdefault(SUITE_DEFAULTS, {})[dest] = (value, where)
 

@@ -306,15 +306,18 @@ def test_the_simulator_installs_its_io_only_while_open(tmp_path: Path) -> None:
 
 
 def test_gpu_evidence_verifies_by_its_nonce(td: SimulatedTd) -> None:
+    from pytest_tee.attestation.signatures import SignatureContext
+    from pytest_tee.attestation.simulated_pki import SIMULATED_ANCHORS
     from pytest_tee.attestation.verify import verify_document
 
+    simulated = SignatureContext(anchors=SIMULATED_ANCHORS)
     doc = {"benchmarks": [{"name": "decode[tdx-cuda]", "stats": {"median": 0.01}}], "pytest_tee": {"schema": 1}}
     doc["pytest_tee"]["attestation"] = attest_document(doc, sysroot=td.sysroot, nvml=FakeNvml(devtools=True))
-    checks = verify_document(doc)
+    checks = verify_document(doc, signatures=simulated)
     gpu = {check.name: check.outcome for check in checks if check.subject == "nvidia-gpu-report"}
     assert gpu == {"structure": "pass", "GPU nonce": "pass", "signature": "note"}
     assert not any(check.failed for check in checks)
     assert "gpu-devtools" in [note["code"] for note in doc["pytest_tee"]["attestation"]["posture"]]
     doc["benchmarks"][0]["stats"]["median"] = 0.02
-    failed = {(check.subject, check.name) for check in verify_document(doc) if check.failed}
+    failed = {(check.subject, check.name) for check in verify_document(doc, signatures=simulated) if check.failed}
     assert ("nvidia-gpu-report", "GPU nonce") in failed

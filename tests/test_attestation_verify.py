@@ -15,7 +15,9 @@ import pytest
 from pytest_tee.attestation import evidence_command, verify_command
 from pytest_tee.attestation.binding import attest_document
 from pytest_tee.attestation.simulate import SimulatedSnpGuest, SimulatedTd
+from pytest_tee.attestation.simulated_pki import SIMULATED_ANCHORS
 from pytest_tee.attestation.tdx import parse_tdreport
+from pytest_tee.attestation.trust_roots import VENDOR_ROOTS, TrustAnchors
 from pytest_tee.errors import InputError
 
 TESTDATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "tdx").resolve()
@@ -29,12 +31,15 @@ def sample(name: str) -> Path:
     return path
 
 
-def run_cli(module: ModuleType, *argv: str) -> int:
-    """What ``pytest_tee.cli.main`` does for one command: parse, run, InputError → exit 2."""
+def run_cli(module: ModuleType, *argv: str, anchors: TrustAnchors = SIMULATED_ANCHORS) -> int:
+    """What ``pytest_tee.cli.main`` does for one command: parse, run, InputError → exit 2.
+
+    The simulated evidence is signed under self-made roots, handed in through the test-only ``anchors``.
+    """
     parser = argparse.ArgumentParser(prog="pytest-tee")
     module.add_arguments(parser)
     try:
-        return module.run(parser.parse_args([str(arg) for arg in argv]))
+        return module.run(parser.parse_args([str(arg) for arg in argv]), anchors=anchors)
     except InputError as exc:
         print(f"pytest-tee: error: {exc}", file=sys.stderr)
         return 2
@@ -86,7 +91,9 @@ def test_untouched_results_verify(attested, capsys: pytest.CaptureFixture[str]) 
     assert "PASS  tdx-quote: REPORTDATA: REPORTDATA matches the SHA-512 of the results" in out
     assert "PASS  tdx-tdreport: REPORTDATA" in out
     assert "PASS  results: consistency" in out
-    assert "NOTE  tdx-quote: signature" in out
+    for check in ("quote signature", "QE report binding", "QE report signature", "PCK chain", "root pin", "validity"):
+        assert f"PASS  tdx-quote: {check}: " in out
+    assert "NOTE  tdx-quote: TCB status: signature chain valid; TCB status not checked (no collateral)" in out
     assert "FAIL" not in out
     assert out.rstrip().endswith("the evidence binds these results")
 
@@ -235,10 +242,10 @@ def write_verifier(tmp_path: Path, exit_code: int, said: str) -> str:
 def test_quote_verifier_hook(attested, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = attested
     assert run_cli(verify_command, path, "--quote-verifier", write_verifier(tmp_path, 0, "Quote UpToDate")) == 0
-    assert "PASS  tdx-quote: signature: accepted by" in capsys.readouterr().out
+    assert "PASS  tdx-quote: external verifier: accepted by" in capsys.readouterr().out
     assert run_cli(verify_command, path, "--quote-verifier", write_verifier(tmp_path, 3, "TCB OutOfDate")) == 1
     out = capsys.readouterr().out
-    assert "FAIL  tdx-quote: signature: rejected by" in out
+    assert "FAIL  tdx-quote: external verifier: rejected by" in out
     assert "(exit 3): TCB OutOfDate" in out
     assert run_cli(verify_command, path, "--quote-verifier", str(tmp_path / "no-such-verifier")) == 2
     assert "not found" in capsys.readouterr().err
@@ -267,7 +274,7 @@ def test_snp_results_verify_with_expected_measurement(tmp_path: Path, capsys: py
 
 
 def test_evidence_prints_a_real_quote(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(evidence_command, sample("tdx_prod_quote_SPR_E4.dat")) == 0
+    assert run_cli(evidence_command, sample("tdx_prod_quote_SPR_E4.dat"), anchors=VENDOR_ROOTS) == 0
     out = capsys.readouterr().out
     assert "TD quote v4 (TDX 1.0 body)" in out
     assert V4_MRTD in out
@@ -277,7 +284,7 @@ def test_evidence_prints_a_real_quote(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_evidence_json_for_the_v5_quote(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(evidence_command, sample("quote_v5_sample.dat"), "--json") == 0
+    assert run_cli(evidence_command, sample("quote_v5_sample.dat"), "--json", anchors=VENDOR_ROOTS) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["kind"] == "tdx-quote"
     assert shown["fields"]["body_type"] == 3
@@ -332,6 +339,12 @@ def test_commands_are_registered_with_the_pytest_tee_cli(attested, capsys: pytes
     except ImportError as exc:
         pytest.skip(f"another part's command module is not in place yet: {exc}")
     path, _ = attested
-    assert cli.main(["verify", str(path)]) == 0
+    # The command line trusts only the vendors' roots: the simulated quote fails on the pin and on nothing else.
+    assert cli.main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("FAIL")] == [
+        "FAIL  tdx-quote: root pin: the chain ends in 'Simulated SGX Root CA' whose public key is not the pinned "
+        "Intel SGX Root CA (vendor roots): a self-made or unknown root"
+    ]
     assert cli.main(["verify", str(path.with_name("absent.json"))]) == 2
     assert "pytest-tee verify: error:" in capsys.readouterr().err

@@ -12,12 +12,18 @@ import pytest
 
 from pytest_tee import cli
 from pytest_tee.baseline.compare import ComparisonRefused, compare_runs
-from pytest_tee.baseline.gate import Verdict
-from pytest_tee.baseline.render import render_json, render_markdown, render_text, short_names
+from pytest_tee.baseline.gate_output import render_json, render_markdown, render_text, short_names
 from pytest_tee.baseline.select import BaselineMissing, select_baseline, storage_path
-from pytest_tee.baseline.session import EXIT_NO_BASELINE, EXIT_USAGE, adaptive_gate_check, choose_baseline, run_gate
+from pytest_tee.baseline.session_gate import (
+    EXIT_NO_BASELINE,
+    EXIT_USAGE,
+    adaptive_gate_check,
+    choose_baseline,
+    run_gate,
+)
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError, run_from_document
+from pytest_tee.records import Verdict
+from pytest_tee.saved_runs import Run, RunFileError, run_from_document
 from pytest_tee.settings import settings_from_mapping
 
 RULES = (("decode_tps", 5.0),)
@@ -104,7 +110,7 @@ def test_history_of_stored_runs_measures_the_session_noise() -> None:
     history = stored_runs([10.0, 10.3, 9.8, 10.1, 9.9])
     slower = run_of(environment(), {NODE: measurement(rates(8.0, seed=9))})
     (verdict,) = compare_runs(history[0], slower, RULES, history=history).verdicts
-    assert (verdict.model, verdict.sessions_base, verdict.df) == ("history", 5, 4.0)
+    assert (verdict.model, verdict.detail.sessions_base, verdict.detail.df) == ("history", 5, 4.0)
     assert verdict.outcome == "regressed"
     assert verdict.note == ""
     same = run_of(environment(), {NODE: measurement(rates(10.0, seed=9))})
@@ -174,7 +180,7 @@ def test_decide_hook_replaces_the_builtin_verdict() -> None:
     comparison = compare_runs(base, head, RULES, decide_hook=hook)
     assert comparison.verdicts[0].outcome == "regressed"
     assert comparison.verdicts[0].threshold_pct == 5.0
-    assert comparison.verdicts[0].n_head == 8
+    assert comparison.verdicts[0].detail.n_head == 8
     assert calls[0]["higher_is_better"] is True
     assert len(calls[0]["base"]) == 8
     assert compare_runs(base, head, RULES, decide_hook=lambda **_: None).verdicts[0].outcome == "unchanged"
@@ -410,7 +416,7 @@ def test_compare_command_with_history(tmp_path: Path, capsys: pytest.CaptureFixt
         cli.main(["compare", str(base), str(head), "--history", str(tmp_path / ".benchmarks"), "--format", "json"]) == 1
     )
     (verdict,) = json.loads(capsys.readouterr().out)["verdicts"]
-    assert (verdict["model"], verdict["sessions_base"], verdict["outcome"]) == ("history", 4, "regressed")
+    assert (verdict["model"], verdict["detail"]["sessions_base"], verdict["outcome"]) == ("history", 4, "regressed")
     assert cli.main(["compare", str(base), str(head), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["verdicts"][0]["model"] == "single"
     assert cli.main(["compare", str(base), str(head), "--history", str(tmp_path / "absent")]) == 2
@@ -454,3 +460,56 @@ def test_compare_command_bad_input_exits_2(tmp_path: Path, capsys: pytest.Captur
     assert cli.main(["compare", str(base), str(other), "--allow-env-mismatch"]) == 0
     with pytest.raises(SystemExit):
         cli.main(["compare", str(base), str(other), "--fail-drop", "speed:5%"])
+
+
+def test_an_inconclusive_gate_says_the_command_to_run_next(tmp_path: Path) -> None:
+    # A 6 % drop with noisy rounds and one stored run: one session a side cannot decide it.
+    write(tmp_path / ".benchmarks/m/0001_main.json", document(environment(), {NODE: measurement(rates(10.0, cv=0.1))}))
+    head = run_of(environment(), {NODE: measurement(rates(9.4, seed=3, cv=0.1))}, label="this session")
+    uri = f"file://{tmp_path / '.benchmarks'}"
+    for strict in (False, True):
+        settings = settings_from_mapping({"compare": "latest", "fail_inconclusive": strict})
+        choice = choose_baseline(settings, storage_uri=uri, fingerprint="fp-a")
+        report = run_gate(head, settings, choice, test_args=["benchmarks/", "-k", "decode and 1.5b"])
+        assert report.comparison is not None
+        assert report.comparison.verdicts[0].outcome == "inconclusive"
+        (line,) = [line for line in report.text.splitlines() if line.startswith("next: ")]
+        assert "run `pytest-tee ab --base 0123456789ab --blocks " in line
+        assert line.split("`")[1].endswith("-- benchmarks/ -k 'decode and 1.5b'")
+        assert ("--tee-fail-inconclusive" in line) is not strict
+        assert report.exit_code == (1 if strict else 0)
+        assert line in report.markdown
+    quiet = tmp_path / "quiet"
+    write(quiet / "m/0001_main.json", document(environment(), {NODE: measurement(rates(10.0))}))
+    latest = settings_from_mapping({"compare": "latest"})
+    decided = run_gate(
+        run_of(environment(), {NODE: measurement(rates(8.0, seed=5))}, label="this session"),
+        latest,
+        choose_baseline(latest, storage_uri=f"file://{quiet}", fingerprint="fp-a"),
+    )
+    assert decided.comparison is not None
+    assert decided.comparison.verdicts[0].outcome == "regressed"
+    assert "next: " not in decided.text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the two layouts of a saved run's environment record
+
+
+def test_the_environment_record_is_read_from_either_layout() -> None:
+    full = {**environment("fp-full"), "host": {"clocksource": "tsc", "memory": {"available_bytes": 123}}}
+    benchmarks = {NODE: measurement(rates(10.0))}
+    old = document(full, benchmarks)  # pytest-tee 0.1: the whole record in machine_info["tee"]
+    new = document({k: full[k] for k in ("tee", "platform", "fingerprint", "fingerprint_fields")}, benchmarks)
+    new["pytest_tee"] = {"schema": 2, "environment": full}  # 0.2: machine_info["tee"] holds the identity only
+
+    for doc in (old, new):
+        run = run_from_document(doc, label="run")
+        assert run.fingerprint == "fp-full"
+        assert run.environment["host"]["clocksource"] == "tsc"
+
+    del new["pytest_tee"]["environment"]
+    assert "host" not in run_from_document(new, label="run").environment  # the identity alone still reads
+    del new["machine_info"]["tee"]
+    with pytest.raises(RunFileError, match="no environment record"):
+        run_from_document(new, label="run")

@@ -24,6 +24,7 @@ def test_catalogue_ids_cover_the_published_checkpoints_and_tiny_variants() -> No
     assert {cid for cid in CATALOGUE_IDS if CATALOGUE[cid].tiny} == {"tiny-qwen2", "tiny-llama", "tiny-deepseek-v3"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_id", CATALOGUE_IDS)
 def test_meta_model_has_exact_parameter_count_and_weight_bytes(checkpoint_id: str) -> None:
     from pytest_tee.checkpoints.synthetic import build_empty
@@ -70,6 +71,7 @@ def test_kv_cache_bytes_per_token_values() -> None:
     assert get("v2-lite").kv_cache_bytes_per_token("float32") == 27 * (512 + 64) * 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_id", ["tiny-qwen2", "tiny-llama", "tiny-deepseek-v3"])
 def test_kv_cache_bytes_per_token_match_what_transformers_caches(checkpoint_id: str) -> None:
     import torch

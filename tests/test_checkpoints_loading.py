@@ -20,6 +20,7 @@ def _no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_id", ["tiny-qwen2", "tiny-llama", "tiny-deepseek-v3"])
 def test_tiny_variants_generate_exactly_n_tokens_greedily(checkpoint_id: str) -> None:
     checkpoint = get(checkpoint_id)
@@ -54,6 +55,7 @@ def test_tiny_variants_generate_exactly_n_tokens_greedily(checkpoint_id: str) ->
     assert torch.equal(first, again)  # greedy: the same tokens every time
 
 
+@pytest.mark.slow
 def test_auto_dtype_is_decided_and_explained() -> None:
     loaded = load_model(
         get("tiny-qwen2"), device="cpu", dtype="auto", weights_mode="synthetic", model_paths={}, workload=(4, 2, 1)
@@ -63,6 +65,7 @@ def test_auto_dtype_is_decided_and_explained() -> None:
     assert next(loaded.model.parameters()).dtype == getattr(torch, loaded.dtype)
 
 
+@pytest.mark.slow
 def test_describe_is_plain_data_for_stored_results() -> None:
     loaded = load_model(
         get("tiny-deepseek-v3"),
@@ -106,6 +109,7 @@ def test_model_cache_reuses_the_same_key() -> None:
     assert cache.key == "a"
 
 
+@pytest.mark.slow
 def test_model_cache_releases_the_previous_model_before_building_the_next() -> None:
     cache = ModelCache()
     previous = weakref.ref(cache.get("a", _Big))
@@ -121,6 +125,7 @@ def test_model_cache_releases_the_previous_model_before_building_the_next() -> N
     assert cache.key == "b"
 
 
+@pytest.mark.slow
 def test_model_cache_clear() -> None:
     cache = ModelCache()
     held = weakref.ref(cache.get("a", _Big))

@@ -23,6 +23,7 @@ def _normally_built(checkpoint_id: str, dtype: torch.dtype) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(get(checkpoint_id).make_config(), dtype=dtype)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_id", TINY)
 def test_same_seed_same_weights_other_seed_other_weights(checkpoint_id: str) -> None:
     checkpoint = get(checkpoint_id)
@@ -35,6 +36,7 @@ def test_same_seed_same_weights_other_seed_other_weights(checkpoint_id: str) -> 
     assert not any(torch.equal(first[name], other[name]) for name in weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_values_are_finite_nonzero_and_never_denormal(dtype: str) -> None:
     model = synthetic_model(get("tiny-deepseek-v3"), dtype=dtype)
@@ -49,6 +51,7 @@ def test_values_are_finite_nonzero_and_never_denormal(dtype: str) -> None:
             assert values.abs().max() < 1.0, name  # small weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_id", TINY)
 def test_rows_of_a_matrix_differ_and_weights_have_fan_in_scale(checkpoint_id: str) -> None:
     model = synthetic_model(get(checkpoint_id), dtype="float32")
@@ -58,6 +61,7 @@ def test_rows_of_a_matrix_differ_and_weights_have_fan_in_scale(checkpoint_id: st
     assert weight.std().item() == pytest.approx(expected_std, rel=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_id", TINY)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_buffers_equal_those_of_a_normally_built_model(checkpoint_id: str, dtype: torch.dtype) -> None:
@@ -75,12 +79,14 @@ def test_buffers_equal_those_of_a_normally_built_model(checkpoint_id: str, dtype
     assert normal_dtypes == {name: p.dtype for name, p in synthetic.named_parameters()}
 
 
+@pytest.mark.slow
 def test_router_of_a_bf16_moe_model_stays_float32() -> None:
     model = synthetic_model(get("tiny-deepseek-v3"), dtype="bfloat16")
     assert model.model.layers[1].mlp.gate.weight.dtype == torch.float32
     assert model.model.layers[1].mlp.experts.gate_up_proj.dtype == torch.bfloat16
 
 
+@pytest.mark.slow
 def test_tied_and_untied_embeddings_follow_the_config() -> None:
     tied = synthetic_model(get("tiny-llama"), dtype="float32")
     assert get("tiny-llama").config["tie_word_embeddings"] is True
@@ -90,6 +96,7 @@ def test_tied_and_untied_embeddings_follow_the_config() -> None:
     assert not torch.equal(untied.lm_head.weight, untied.model.embed_tokens.weight)
 
 
+@pytest.mark.slow
 def test_ready_for_inference() -> None:
     model = synthetic_model(get("tiny-qwen2"), dtype="float32")
     assert not model.training
@@ -97,6 +104,7 @@ def test_ready_for_inference() -> None:
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
 
 
+@pytest.mark.slow
 def test_unknown_persistent_buffer_is_an_error_not_a_guess() -> None:
     model = build_empty(get("tiny-qwen2"), "float32")
     model.model.layers[0].mlp.register_buffer("running_scale", torch.empty(4, device="meta"))
@@ -116,6 +124,7 @@ def test_device_map_prefixes_pick_the_longest_match() -> None:
         _device_for("lm_head.weight", "cpu", {"model": "cpu"})
 
 
+@pytest.mark.slow
 def test_cpu_only_device_map_fills_in_place() -> None:
     model = synthetic_model(get("tiny-qwen2"), dtype="float32", device_map={"model": "cpu", "lm_head": "cpu"})
     assert {p.device.type for p in model.parameters()} == {"cpu"}

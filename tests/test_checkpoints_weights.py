@@ -41,6 +41,7 @@ def _same_weights(model: torch.nn.Module, directory: Path) -> bool:
     return all(torch.equal(state[name], tensor) for name, tensor in saved.items())
 
 
+@pytest.mark.slow
 def test_explicit_path_loads_real_weights_and_its_tokenizer(tiny_dir: Path, empty_cache: Path) -> None:
     loaded = load_model(
         TINY, device="cpu", dtype="float32", weights_mode="real", model_paths={TINY.id: tiny_dir}, workload=WORKLOAD
@@ -99,6 +100,7 @@ def test_snapshot_at_a_pinned_revision_without_refs_is_found(tiny_dir: Path, emp
     assert resolution.path == snapshot
 
 
+@pytest.mark.slow
 def test_incomplete_cache_falls_back_to_synthetic_and_says_why(tiny_dir: Path, empty_cache: Path) -> None:
     config_and_tokenizer = ["config.json", "tokenizer.json", "tokenizer_config.json"]
     add_to_hf_cache(tiny_dir, TINY.repo_id, empty_cache, files=config_and_tokenizer)
@@ -156,6 +158,7 @@ def test_model_path_with_config_but_no_weights(tmp_path: Path, empty_cache: Path
         resolve_weights(TINY, mode="real", model_paths={TINY.id: tmp_path})
 
 
+@pytest.mark.slow
 def test_model_path_of_a_different_model(tmp_path: Path, empty_cache: Path) -> None:
     llama_dir = save_synthetic_checkpoint(get("tiny-llama"), tmp_path / "llama", tokenizer=False)
     with pytest.raises(InputError, match="model_type 'llama' where the catalogue has 'qwen2'"):

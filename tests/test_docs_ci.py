@@ -196,6 +196,7 @@ def test_ab_workflow_runs_pytest_tee_ab_against_the_base_commit_into_the_job_sum
 # ------------------------------------------------------------------------------------------------- commands
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workflow", "job", "name", "arguments"),
     all_commands(),

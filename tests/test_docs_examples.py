@@ -13,7 +13,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLES = DOCS / "examples"
-# A machine without a TEE, whatever runs the tests: the examples' tee_env/requires markers then always apply.
+# A machine without a TEE, whatever runs the tests: the examples' tee_env/tee_requires markers then always apply.
 PLAIN_VM = Path(__file__).resolve().parent / "sysroots" / "plain-vm"
 FAST = ("-p", "no:cacheprovider", "--tee-models=tiny-qwen2", "--tee-rounds=2", "--tee-warmup=0")
 
@@ -22,6 +22,7 @@ def saved_runs(root: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((root / ".benchmarks").glob("*/0*.json"))]
 
 
+@pytest.mark.slow
 def test_my_benchmark_example_passes_and_stores_each_prompt_shape(pytester: pytest.Pytester):
     pytester.makepyfile(test_my_benchmark=(EXAMPLES / "test_my_benchmark.py").read_text())
 
@@ -44,7 +45,7 @@ def test_my_benchmark_example_passes_and_stores_each_prompt_shape(pytester: pyte
 
 
 def test_my_benchmark_example_is_skipped_where_the_memory_marker_is_not_met(pytester: pytest.Pytester):
-    """requires(min_memory_gb=4) against a sysroot whose meminfo says 2 GiB: skipped with the reason."""
+    """tee_requires(min_memory_gb=4) against a sysroot whose meminfo says 2 GiB: skipped with the reason."""
     small = pytester.mkdir("small-vm")
     (small / "proc").mkdir()
     (small / "proc" / "meminfo").write_text("MemTotal:        2097152 kB\nMemAvailable:    1048576 kB\n")
@@ -92,6 +93,7 @@ def llama_server() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_custom_loader_example_measures_through_the_streaming_adapter(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, llama_server: str
 ):
@@ -127,6 +129,7 @@ def test_custom_loader_example_measures_through_the_streaming_adapter(
         assert request["temperature"] == 0
 
 
+@pytest.mark.slow
 def test_custom_loader_example_leaves_loading_to_pytest_tee_without_a_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):
@@ -145,6 +148,7 @@ def test_custom_loader_example_leaves_loading_to_pytest_tee_without_a_server(
     assert bench["extra_info"]["tee"]["placement"]["strategy"] != "llama.cpp server"
 
 
+@pytest.mark.slow
 def test_custom_loader_round_with_a_short_stream_fails_instead_of_measuring(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):

@@ -11,7 +11,7 @@ from pytest_tee.checkpoints.prompts import make_prompt
 from pytest_tee.engines import ENGINE_NAMES, get_engine
 from pytest_tee.engines.base import LoadRequest, run_once
 from pytest_tee.measure.timing import Workload
-from pytest_tee.results import Measurement
+from pytest_tee.records import EngineInfo
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -62,13 +62,6 @@ def test_stored_result_has_an_engine_block_and_engine_in_its_comparison_key(pyte
 
 
 def test_results_stored_before_engines_read_as_transformers():
-    old_key = {"execution_env": "cpu", "checkpoint": "tiny-qwen2", "dtype": "bfloat16", "threads": 2}
-    measurement = Measurement("t.py::t", "t", None, {"dtype": "bfloat16", "comparison_key": old_key})
-    assert measurement.engine == "transformers"
-    assert measurement.quantization == "bfloat16"
-    assert measurement.comparison_key == {
-        **old_key,
-        "engine": "transformers",
-        "quantization": "bfloat16",
-        "engine_settings": {},
-    }
+    legacy = EngineInfo.from_json(None)
+    assert legacy.name == "transformers"
+    assert legacy.comparison_key()["engine"] == "transformers"

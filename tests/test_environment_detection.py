@@ -84,6 +84,7 @@ def test_every_tree_has_an_expected_label():
     assert set(LABELS) == set(TREES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LABELS))
 def test_tree_is_labelled_by_its_evidence(name: str):
     tee, platform, key_signals = LABELS[name]
@@ -287,6 +288,7 @@ def test_tdx_claim_on_a_tdx_host_says_it_is_a_host():
     assert "TDX host, not a trust domain" in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "claim"),
     [
@@ -640,9 +642,56 @@ def test_this_machine_cpu_facts():
         assert [env.name for env in execution_envs(environment, ("cpu",))] == ["cpu"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(Path("/proc/driver/nvidia/version").exists(), reason="NVIDIA driver present: torch is consulted")
 def test_detection_does_not_import_torch_without_nvidia_signals():
     code = "import sys; from pytest_tee.environment import detect; detect('/'); print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# details found by held-out captures
+
+
+def test_unknown_cpu_features_are_shown_as_unknown_not_as_absent(tmp_path: Path):
+    from pytest_tee.environment.env_output import render_text
+
+    partial = render_text(detect(tree("partial-dmesg-only")))
+    assert "no AMX/AVX-512" not in partial
+    assert "CPU features unknown (no /proc/cpuinfo)" in partial
+    (tmp_path / "proc").mkdir()  # cpuinfo read, no AMX or AVX-512 flags: that is "no"
+    (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2\n")
+    plain = render_text(detect(tmp_path))
+    assert "no AMX/AVX-512" in plain
+    assert "CPU features unknown" not in plain
+
+
+def _dmesg_only(root: Path, *lines: str) -> Path:
+    (root / "var" / "log").mkdir(parents=True)
+    (root / "var" / "log" / "dmesg").write_text("".join(f"[    0.{i:06d}] {line}\n" for i, line in enumerate(lines)))
+    return root
+
+
+def test_an_snp_guest_reporting_vtom_is_under_the_paravisor(tmp_path: Path):
+    root = _dmesg_only(
+        tmp_path,
+        "Hypervisor detected: Microsoft Hyper-V",
+        "Memory Encryption Features active: AMD SEV",
+        "SEV: Status: vTom",
+    )
+    environment = detect(root)
+    assert environment.platform == "azure-paravisor"
+    assert finding(environment, "kernel log: SEV: Status") == "SEV: Status: vTom"
+
+
+def test_a_kernel_that_initialised_the_tdx_module_is_a_bare_metal_host(tmp_path: Path):
+    root = _dmesg_only(tmp_path, "virt/tdx: BIOS enabled: private KeyID range [16, 64)", "virt/tdx: module initialized")
+    environment = detect(root)
+    assert environment.tee == "none"
+    assert environment.platform == "bare-metal"
+    assert any(item.supports == "tdx-host" for item in environment.evidence)
+    # A guest that merely mentions TDX is no host: the same log with a hypervisor line stays a VM.
+    guest = _dmesg_only(tmp_path / "guest", "Hypervisor detected: KVM", "tdx: Guest detected")
+    assert detect(guest).platform == "kvm"

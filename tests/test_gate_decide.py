@@ -1,4 +1,4 @@
-"""The round-level model (``gate.decide``, for rounds of one process) and the outcome rule shared by all models."""
+"""The rounds model (``models.rounds``, for rounds of one process) and the outcome rule shared by all models."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from pytest_tee.baseline.gate import (
-    Verdict,
-    apply_family_correction,
-    decide,
-    holm_adjust,
-    is_gate_look,
-)
+from pytest_tee.baseline.gate import apply_family_correction, holm_adjust, is_gate_look
+from pytest_tee.baseline.models import Evidence, Rule, rounds
+from pytest_tee.records import Verdict
 
 CV = 0.10
 SIGMA = math.sqrt(math.log(1 + CV**2))  # lognormal with a 10 % coefficient of variation
@@ -24,8 +20,15 @@ def lognormal(rng: np.random.Generator, median: float, n: int, sigma: float = SI
     return list(rng.lognormal(math.log(median), sigma, n))
 
 
-def tps(base: list[float], head: list[float], threshold: float = 5.0, **kwargs: object) -> Verdict:
-    return decide("bench", "decode_tps", base, head, threshold, higher_is_better=True, **kwargs)  # type: ignore[arg-type]
+def decide(
+    benchmark: str, metric: str, base: list[float], head: list[float], threshold: float, *, higher_is_better: bool
+) -> Verdict:
+    return rounds.decide(Evidence(benchmark, metric, base, head, interleaved=True), Rule(threshold, higher_is_better))
+
+
+def tps(base: list[float], head: list[float], threshold: float = 5.0, name: str = "bench") -> Verdict:
+    """The bootstrap's random stream is derived from the benchmark and metric: another name, another stream."""
+    return decide(name, "decode_tps", base, head, threshold, higher_is_better=True)
 
 
 def test_clear_drop_in_throughput_is_regressed() -> None:
@@ -34,7 +37,7 @@ def test_clear_drop_in_throughput_is_regressed() -> None:
     assert verdict.outcome == "regressed"
     assert verdict.ratio == pytest.approx(0.8, rel=0.03)
     assert verdict.ci95[0] < verdict.ratio < verdict.ci95[1] < 0.95
-    assert (verdict.n_base, verdict.n_head, verdict.threshold_pct) == (8, 8, 5.0)
+    assert (verdict.detail.n_base, verdict.detail.n_head, verdict.threshold_pct) == (8, 8, 5.0)
 
 
 def test_clear_gain_in_throughput_is_improved() -> None:
@@ -42,9 +45,10 @@ def test_clear_gain_in_throughput_is_improved() -> None:
     assert tps(lognormal(rng, 10.0, 8, 0.02), lognormal(rng, 12.0, 8, 0.02)).outcome == "improved"
 
 
+@pytest.mark.slow
 def test_identical_distributions_are_never_regressed() -> None:
     rng = np.random.default_rng(3)
-    outcomes = {tps(lognormal(rng, 10.0, 10), lognormal(rng, 10.0, 10), seed=i).outcome for i in range(60)}
+    outcomes = {tps(lognormal(rng, 10.0, 10), lognormal(rng, 10.0, 10), name=f"bench-{i}").outcome for i in range(60)}
     assert "regressed" not in outcomes
     assert outcomes <= {"unchanged", "inconclusive", "improved"}
 
@@ -64,7 +68,7 @@ def test_estimate_exactly_on_the_threshold_is_not_a_regression() -> None:
     verdict = tps(base, [value * 0.95 for value in base])
     assert verdict.ratio == pytest.approx(0.95)
     assert verdict.outcome == "inconclusive"
-    assert verdict.rounds_hint is None
+    assert verdict.hint is None
     assert "threshold" in verdict.note
 
 
@@ -94,7 +98,8 @@ def test_too_few_samples_are_inconclusive_with_a_note(n_base: int, n_head: int) 
     verdict = tps([10.0, 10.1, 9.9, 10.2, 9.8][:n_base], [5.0, 5.1, 4.9, 5.2, 4.8][:n_head])
     assert verdict.outcome == "inconclusive"
     assert "too few samples" in verdict.note
-    assert verdict.rounds_hint == 3 - min(n_base, n_head)
+    assert verdict.hint is not None
+    assert (verdict.hint.count, verdict.hint.unit) == (3 - min(n_base, n_head), "rounds")
     assert math.isnan(verdict.ci95[0])
 
 
@@ -105,28 +110,28 @@ def test_unusable_samples_are_inconclusive_with_a_note(bad: list[float]) -> None
     assert "head samples" in verdict.note
 
 
-def test_seed_makes_the_interval_reproducible() -> None:
+def test_the_interval_is_reproducible_with_a_stream_per_benchmark() -> None:
     rng = np.random.default_rng(8)
     base, head = lognormal(rng, 10.0, 7), lognormal(rng, 9.5, 7)
-    assert tps(base, head, seed=3) == tps(base, head, seed=3)
-    assert tps(base, head, seed=3).ci95 != tps(base, head, seed=4).ci95
+    assert tps(base, head, name="a") == tps(base, head, name="a")
+    assert tps(base, head, name="a").ci95 != tps(base, head, name="b").ci95
 
 
 def test_inconclusive_verdict_hints_more_rounds() -> None:
     rng = np.random.default_rng(9)
     verdict = tps(lognormal(rng, 10.0, 5), lognormal(rng, 9.2, 5))
     assert verdict.outcome == "inconclusive"
-    assert verdict.rounds_hint is not None
-    assert verdict.rounds_hint >= 1
-    assert f"about {verdict.rounds_hint} more rounds" in verdict.note
+    assert verdict.hint is not None
+    assert verdict.hint.count >= 1
+    assert f"about {verdict.hint.count} more rounds" in verdict.note
 
 
-def test_to_dict_is_plain_json_without_nan() -> None:
-    short = json.loads(json.dumps(tps([10.0, 10.0], [9.0, 9.0, 9.0]).to_dict(), allow_nan=False))
+def test_to_json_is_plain_json_without_nan() -> None:
+    short = json.loads(json.dumps(tps([10.0, 10.0], [9.0, 9.0, 9.0]).to_json(), allow_nan=False))
     assert short["ci95"] == [None, None]
     assert short["ratio"] == pytest.approx(0.9)
-    tested = json.loads(json.dumps(tps([10.0, 10.1, 9.9], [8.0, 8.1, 7.9]).to_dict(), allow_nan=False))
-    assert 0 < tested["p_value"] < 1
+    tested = json.loads(json.dumps(tps([10.0, 10.1, 9.9], [8.0, 8.1, 7.9]).to_json(), allow_nan=False))
+    assert 0 < tested["detail"]["p_value"] < 1
     assert tested["change_pct"] == pytest.approx(-20.0)
 
 
@@ -142,8 +147,8 @@ def test_family_correction_demotes_borderline_regressions() -> None:
     assert [v.outcome for v in verdicts] == ["regressed"] * 3
     corrected = apply_family_correction(verdicts, alpha=0.01)
     assert [v.outcome for v in corrected] == ["inconclusive"] * 3  # Holm: 3 × 0.004 > 0.01
-    assert all("Holm" in v.note and v.p_adjusted == pytest.approx(3 / 252) for v in corrected)
-    assert all(v.rounds_hint is not None and v.rounds_hint >= 1 for v in corrected)  # 6 a side reach 0.01 / 3
+    assert all("Holm" in v.note and v.detail.p_adjusted == pytest.approx(3 / 252) for v in corrected)
+    assert all(v.hint is not None and v.hint.count >= 1 for v in corrected)  # 6 a side reach 0.01 / 3
     assert apply_family_correction(verdicts[:2], alpha=0.01)[0].outcome == "regressed"  # 2 × 0.004 ≤ 0.01
 
 
@@ -158,10 +163,11 @@ def _rate(outcome: str, drop: float, rounds: int, pairs: int, seed: int) -> floa
     for index in range(pairs):
         base = lognormal(rng, 10.0, rounds)
         head = lognormal(rng, 10.0 * (1 - drop), rounds)
-        hits += tps(base, head, seed=index).outcome == outcome
+        hits += tps(base, head, name=f"bench-{index}").outcome == outcome
     return hits / pairs
 
 
+@pytest.mark.slow
 def test_false_alarm_rate_of_a_a_pairs_is_at_most_one_percent() -> None:
     # Lognormal A/A pairs, CV 10 %, 5 rounds per side, 5 % limit. The Mann–Whitney condition bounds the rate at
     # 2/252 = 0.79 % whatever the distribution; 1000 pairs estimate that with a standard error of 0.28 %, too
@@ -171,6 +177,7 @@ def test_false_alarm_rate_of_a_a_pairs_is_at_most_one_percent() -> None:
     assert rate <= 0.01
 
 
+@pytest.mark.slow
 def test_detection_rate_of_a_true_ten_percent_drop() -> None:
     # CV 10 % needs about 30 rounds per side to see a 10 % drop beyond a 5 % limit reliably (measured: ~90 %).
     rate = _rate("regressed", 0.10, rounds=30, pairs=300, seed=13)

@@ -86,6 +86,7 @@ def test_median_ci_coverage_is_exact_binomial():
     assert (low, high) == (5.0, 14.0)
 
 
+@pytest.mark.slow
 def test_median_ci_covers_true_median_about_95_percent():
     rng = np.random.default_rng(1)
     hits = 0

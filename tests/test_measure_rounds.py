@@ -36,6 +36,7 @@ def test_token_clock_ignores_the_prompt_put():
     assert clock.ended
 
 
+@pytest.mark.slow
 def test_one_round_from_a_fake_model():
     clock = FakeClock()
     model = FakeGenerator(clock, prefill_s=0.5, step_s=0.1)
@@ -50,6 +51,7 @@ def test_one_round_from_a_fake_model():
     assert model.calls[0]["min_new_tokens"] == 5
 
 
+@pytest.mark.slow
 def test_early_stop_is_an_error_not_a_shorter_workload():
     clock = FakeClock()
     model = FakeGenerator(clock, steps=3)
@@ -57,6 +59,7 @@ def test_early_stop_is_an_error_not_a_shorter_workload():
         runner_for(model, Workload(10, 8, 1)).run_once()
 
 
+@pytest.mark.slow
 def test_warmup_rounds_are_kept_apart():
     clock = FakeClock()
     model = FakeGenerator(clock)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from pytest_tee.attestation import verify_command
 from pytest_tee.attestation.simulate import SimulatedTd
+from pytest_tee.attestation.simulated_pki import SIMULATED_ANCHORS
+from pytest_tee.cli import build_parser
 from pytest_tee.cli import main as pytest_tee_main
-from pytest_tee.results import load_run
+from pytest_tee.errors import InputError
+from pytest_tee.saved_runs import load_run
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "tdx"
 SECRET = "launch codes for the quarterly board meeting"
 
 BENCH = f"""
@@ -38,20 +42,23 @@ def attested_session(pytester: pytest.Pytester, td: SimulatedTd, model_dir: Path
 
 
 def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = pytest_tee_main(["verify", *args])
+    """``pytest-tee verify`` as the command line runs it, but trusting the simulated TD's self-made root
+    (the test-only ``anchors`` keyword); ``InputError`` → exit 2 as in ``pytest_tee.cli``."""
+    parsed = build_parser().parse_args(["verify", *args])
+    try:
+        code = verify_command.run(parsed, anchors=SIMULATED_ANCHORS)
+    except InputError as exc:
+        print(f"pytest-tee verify: error: {exc}", file=sys.stderr)
+        code = 2
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
 
-def quote_template() -> bytes | None:
-    sample = TESTDATA / "tdx_prod_quote_SPR_E4.dat"
-    return sample.read_bytes() if sample.exists() else None
-
-
+@pytest.mark.slow
 def test_attested_results_verify_and_any_edit_is_caught(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path, capsys: pytest.CaptureFixture[str]
 ):
-    with SimulatedTd(tmp_path / "td", quote_template=quote_template()) as td:
+    with SimulatedTd(tmp_path / "td") as td:
         result = attested_session(pytester, td, tiny_with_tokenizer)
     assert result.ret == 0, result.stdout.str()
     assert len(td.requests) == 1  # one quote binds the session's two files
@@ -62,6 +69,12 @@ def test_attested_results_verify_and_any_edit_is_caught(
     for path in (out_json, saved):
         code, text = verify(capsys, str(path))
         assert code == 0, text
+        assert "PASS  tdx-quote: quote signature" in text
+    # The real command line trusts only Intel's root: the same file fails there, on the pin alone.
+    assert pytest_tee_main(["verify", str(out_json)]) == 1
+    failures = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert len(failures) == 1
+    assert failures[0].startswith("FAIL  tdx-quote: root pin:")
     document = json.loads(out_json.read_text())
     block = document["pytest_tee"]["attestation"]
     mrtd = next(item["fields"]["mrtd"] for item in block["evidence"] if item["fields"].get("mrtd"))
@@ -87,6 +100,7 @@ def test_attested_results_verify_and_any_edit_is_caught(
     assert "MRTD" in text
 
 
+@pytest.mark.slow
 def test_truncated_quote_in_results_is_a_clear_error(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -105,6 +119,7 @@ def test_truncated_quote_in_results_is_a_clear_error(
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_debug_td_is_called_out_in_the_header_and_summary(
     pytester: pytest.Pytester, tmp_path: Path, tiny_with_tokenizer: Path
 ):
@@ -117,6 +132,7 @@ def test_debug_td_is_called_out_in_the_header_and_summary(
     assert out.count("NOT CONFIDENTIAL") >= 2  # the header and the attestation summary
 
 
+@pytest.mark.slow
 def test_attest_without_a_td_records_why_and_goes_on(pytester: pytest.Pytester, tiny_with_tokenizer: Path):
     pytester.makepyfile(test_bench=BENCH)
     result = pytester.runpytest_inprocess(
@@ -131,6 +147,7 @@ def test_attest_without_a_td_records_why_and_goes_on(pytester: pytest.Pytester, 
     assert load_run(pytester.path / "out.json").measurements  # the results themselves are intact
 
 
+@pytest.mark.slow
 def test_attest_with_nothing_saved_says_so(pytester: pytest.Pytester):
     pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=3)\n")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tee-models=tiny-qwen2", "--tee-attest")

@@ -15,8 +15,8 @@ def test_env(tee_environment):
 """
 
 LIST_ENVS = """
-def test_where(execution_env):
-    print("RUNS", execution_env.name, execution_env.device, execution_env.tee)
+def test_where(tee_execution_env):
+    print("RUNS", tee_execution_env.name, tee_execution_env.device, tee_execution_env.tee)
 """
 
 
@@ -24,6 +24,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("-s", "-p", "no:cacheprovider", *args)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tree", "tee", "platform"),
     [
@@ -57,6 +58,7 @@ def test_tdx_claim_on_a_td_is_accepted(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*ENV tdx kvm tdx"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tree", ["plain-vm", "tdx-host", "sev-snp-guest"])
 def test_wrong_tdx_claim_stops_before_collection_listing_the_evidence(pytester: pytest.Pytester, tree: str):
     pytester.makepyfile(SHOW_ENV)
@@ -87,6 +89,7 @@ def test_none_claim_inside_a_td_is_allowed_and_recorded(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["tee warning:*"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tree", "device", "expected"),
     [
@@ -114,22 +117,22 @@ MARKED = """
 import pytest
 
 @pytest.mark.tee_env("tdx")
-def test_only_in_tdx(execution_env):
-    print("RAN", execution_env.name)
+def test_only_in_tdx(tee_execution_env):
+    print("RAN", tee_execution_env.name)
 
 @pytest.mark.tee_env("cuda", "tdx-cuda")
-def test_only_on_gpus(execution_env):
+def test_only_on_gpus(tee_execution_env):
     pass
 
-@pytest.mark.requires(cuda=True)
+@pytest.mark.tee_requires(cuda=True)
 def test_needs_cuda():
     pass
 
-@pytest.mark.requires(tee="tdx", cpu_flags=["amx_bf16"], min_memory_gb=1)
+@pytest.mark.tee_requires(tee="tdx", cpu_flags=["amx_bf16"], min_memory_gb=1)
 def test_needs_a_td_with_amx():
     print("RAN amx")
 
-@pytest.mark.requires(min_memory_gb=100000)
+@pytest.mark.tee_requires(min_memory_gb=100000)
 def test_needs_a_lot_of_memory():
     pass
 """
@@ -165,7 +168,7 @@ def test_markers_on_a_plain_vm(pytester: pytest.Pytester):
 
 def test_markers_are_registered(pytester: pytest.Pytester):
     result = run(pytester, "--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.tee_env(*names)*", "@pytest.mark.requires(cuda=False*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.tee_env(*names)*", "@pytest.mark.tee_requires(cuda=False*"])
 
 
 def test_requires_misuse_fails_that_test(pytester: pytest.Pytester):
@@ -173,7 +176,7 @@ def test_requires_misuse_fails_that_test(pytester: pytest.Pytester):
         """
         import pytest
 
-        @pytest.mark.requires(gpu=True)
+        @pytest.mark.tee_requires(gpu=True)
         def test_a():
             pass
 
@@ -187,13 +190,14 @@ def test_requires_misuse_fails_that_test(pytester: pytest.Pytester):
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_tee_env_misuse_is_a_collection_error(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
         import pytest
 
         @pytest.mark.tee_env("gpu")
-        def test_b(execution_env):
+        def test_b(tee_execution_env):
             pass
         """
     )
@@ -203,6 +207,7 @@ def test_tee_env_misuse_is_a_collection_error(pytester: pytest.Pytester):
     assert "MarkerError" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_saved_runs_carry_the_environment_record(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -213,12 +218,16 @@ def test_saved_runs_carry_the_environment_record(pytester: pytest.Pytester):
     result = run(pytester, f"--tee-sysroot={SYSROOTS / 'kvm-tdx-guest'}", "--benchmark-json=out.json")
     assert result.ret == 0
     document = json.loads((pytester.path / "out.json").read_text())
-    record = document["machine_info"]["tee"]
-    assert record["tee"] == "tdx"
+    identity = document["machine_info"]["tee"]  # what pytest-benchmark compares: only what stays put
+    assert sorted(identity) == ["fingerprint", "fingerprint_fields", "platform", "tee"]
+    assert identity["tee"] == "tdx"
+    assert len(identity["fingerprint"]) == 16
+    assert identity["fingerprint_fields"]["tee"] == "tdx"
+    record = document["pytest_tee"]["environment"]  # the whole record, observations included
     assert any(item["supports"] == "tdx" for item in record["evidence"])
-    assert len(record["fingerprint"]) == 16
-    assert record["fingerprint_fields"]["tee"] == "tdx"
-    assert document["pytest_tee"]["environment_fingerprint"] == record["fingerprint"]
+    assert record["fingerprint"] == identity["fingerprint"]
+    assert "available_bytes" in record["host"]["memory"]
+    assert document["pytest_tee"]["environment_fingerprint"] == identity["fingerprint"]
 
 
 def test_fingerprint_is_stable_and_tells_hosts_apart(pytester: pytest.Pytester):

@@ -32,6 +32,7 @@ def save_baseline(pytester: pytest.Pytester) -> None:
     assert result.ret == 0, result.stdout.str()
 
 
+@pytest.mark.slow
 def test_a_real_drop_fails_the_session_with_a_table(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     save_baseline(project)
     monkeypatch.setenv("SLEEPY_SLOWDOWN", "1.6")
@@ -55,6 +56,7 @@ def test_a_real_drop_fails_the_session_with_a_table(project: pytest.Pytester, mo
     assert "regressed" in (project.path / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_same_code_passes(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     save_baseline(project)
     step_summary = tmp_path / "step-summary.md"
@@ -71,6 +73,7 @@ def test_the_same_code_passes(project: pytest.Pytester, monkeypatch: pytest.Monk
     assert "decode_tps" in text
 
 
+@pytest.mark.slow
 def test_missing_baseline_has_its_own_exit_code_and_a_way_through(project: pytest.Pytester):
     result = session(project, "--tee-compare")
     assert result.ret == 6
@@ -79,6 +82,7 @@ def test_missing_baseline_has_its_own_exit_code_and_a_way_through(project: pytes
     assert result.ret == 0
 
 
+@pytest.mark.slow
 def test_corrupt_baseline_is_named_and_left_alone(project: pytest.Pytester):
     save_baseline(project)
     (stored,) = (project.path / ".benchmarks").glob("*/*.json")
@@ -92,6 +96,7 @@ def test_corrupt_baseline_is_named_and_left_alone(project: pytest.Pytester):
     assert stored.read_bytes() == damaged
 
 
+@pytest.mark.slow
 def test_different_environment_is_refused_with_the_differences(project: pytest.Pytester):
     save_baseline(project)
     sysroot = Path(__file__).parent / "sysroots" / "plain-vm"
@@ -104,6 +109,7 @@ def test_different_environment_is_refused_with_the_differences(project: pytest.P
     assert "decode_tps" in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_pytest_benchmark_compare_reads_the_saved_runs(project: pytest.Pytester):
     import subprocess
     import sys
@@ -128,6 +134,7 @@ def test_pytest_benchmark_compare_reads_the_saved_runs(project: pytest.Pytester)
     assert "test_decode" in compared.stdout
 
 
+@pytest.mark.slow
 def test_verdict_hook_replaces_the_decision(project: pytest.Pytester):
     save_baseline(project)
     project.makeconftest(

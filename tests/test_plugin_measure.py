@@ -33,6 +33,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tee-rounds=3", "--tee-warmup=1", *args)
 
 
+@pytest.mark.slow
 def test_custom_benchmark_stores_every_metric_and_sample_but_no_prompt_text(
     pytester: pytest.Pytester, tiny_with_tokenizer: Path
 ):
@@ -83,6 +84,7 @@ def test_custom_benchmark_stores_every_metric_and_sample_but_no_prompt_text(
     assert properties["tee_execution_env"] == "cpu"
 
 
+@pytest.mark.slow
 def test_session_table_and_progress(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -112,6 +114,7 @@ def test_session_table_and_progress(pytester: pytest.Pytester):
     )
 
 
+@pytest.mark.slow
 def test_quiet_run_shows_no_progress(pytester: pytest.Pytester):
     pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=3)\n")
     result = run(pytester, "--tee-models=tiny-qwen2", "-q")
@@ -119,6 +122,7 @@ def test_quiet_run_shows_no_progress(pytester: pytest.Pytester):
     assert "[tee]" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_using_the_fixture_twice_is_a_clear_error(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -132,6 +136,7 @@ def test_using_the_fixture_twice_is_a_clear_error(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*FixtureAlreadyUsed: tokens_per_second can be called once per test*"])
 
 
+@pytest.mark.slow
 def test_batch_and_single_new_token(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -146,6 +151,7 @@ def test_batch_and_single_new_token(pytester: pytest.Pytester):
     assert result.ret == 0, result.stdout.str()
 
 
+@pytest.mark.slow
 def test_adaptive_rounds_record_why_they_stopped(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -160,6 +166,7 @@ def test_adaptive_rounds_record_why_they_stopped(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*STOP 6 round cap: 6 rounds*"])
 
 
+@pytest.mark.slow
 def test_adaptive_rounds_trim_pytest_benchmark_stats(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     # A stand-in that sleeps: stable under CPU contention, so a loose CI target is met at the minimum rounds.
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
@@ -174,6 +181,7 @@ def test_adaptive_rounds_trim_pytest_benchmark_stats(pytester: pytest.Pytester, 
     assert bench["extra_info"]["tee"]["stop_reason"].startswith("precision")
 
 
+@pytest.mark.slow
 def test_works_without_pytest_benchmark(pytester: pytest.Pytester):
     pytester.makepyfile("def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=8, new_tokens=3)\n")
     result = run(pytester, "--tee-models=tiny-qwen2", "-p", "no:benchmark")
@@ -189,6 +197,7 @@ def test_refuses_to_measure_under_xdist(pytester: pytest.Pytester, monkeypatch: 
     result.stdout.fnmatch_lines(["*pytest-tee does not measure under pytest-xdist*"])
 
 
+@pytest.mark.slow
 def test_a_model_passed_in_is_measured_and_described(pytester: pytest.Pytester):
     pytester.makepyfile(
         """
@@ -200,15 +209,16 @@ def test_a_model_passed_in_is_measured_and_described(pytester: pytest.Pytester):
                                  num_attention_heads=2, num_key_value_heads=1)
             model = Qwen2ForCausalLM(config).eval()
             r = tokens_per_second(prompt_tokens=8, new_tokens=3, model=model)
-            assert r.record["checkpoint"]["architecture"] == "Qwen2ForCausalLM"
-            assert r.record["checkpoint"]["parameters"] == sum(p.numel() for p in model.parameters())
-            assert r.record["weights"] == "custom"
+            assert r.measurement.checkpoint.architecture == "Qwen2ForCausalLM"
+            assert r.measurement.checkpoint.parameters == sum(p.numel() for p in model.parameters())
+            assert r.measurement.weights == "custom"
         """
     )
     result = run(pytester, "--tee-models=tiny-qwen2")
     assert result.ret == 0, result.stdout.str()
 
 
+@pytest.mark.slow
 def test_result_hook_adds_fields(pytester: pytest.Pytester):
     pytester.makeconftest(
         """
@@ -242,6 +252,7 @@ def test_model_that_does_not_fit_skips_with_both_numbers(pytester: pytest.Pytest
     assert "GiB" in out
 
 
+@pytest.mark.slow
 def test_prompts_hook_replaces_the_builtin_texts(pytester: pytest.Pytester, tiny_with_tokenizer: Path):
     bench = "def test_a(tokens_per_second):\n    tokens_per_second(prompt_tokens=16, new_tokens=3)\n"
     pytester.makepyfile(bench)
@@ -264,6 +275,7 @@ def test_prompts_hook_replaces_the_builtin_texts(pytester: pytest.Pytester, tiny
     assert custom["prompt_sha256"] != default["prompt_sha256"]
 
 
+@pytest.mark.slow
 def test_summary_file_and_github_step_summary(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
@@ -279,6 +291,7 @@ def test_summary_file_and_github_step_summary(
     assert step_summary.read_text() == summary
 
 
+@pytest.mark.slow
 def test_prompt_text_never_reaches_a_failure_report(pytester: pytest.Pytester):
     pytester.makepyfile(
         f"""
@@ -305,6 +318,7 @@ def test_confidential_text_reads_as_text_but_reprs_redacted():
     assert repr(text).startswith(f"<confidential text: {len(SECRET)} characters")
 
 
+@pytest.mark.slow
 def test_skipping_before_measuring_leaves_pytest_benchmark_quiet(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):

@@ -42,6 +42,7 @@ def test_defaults(show: pytest.Pytester):
     result.stdout.fnmatch_lines(["*SETTINGS auto () 5 auto None None False", "SOURCE default"])
 
 
+@pytest.mark.slow
 def test_precedence_cli_over_env_over_ini(show: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     show.makeini("[pytest]\ntee_rounds = 7\n")
     result = run(show)
@@ -59,6 +60,7 @@ def test_flags_and_optional_values(show: pytest.Pytester):
     result.stdout.fnmatch_lines(["*SETTINGS auto ('cpu',) 5 auto (('decode_tps', 5.0), ('ttft_s', 10.0)) latest True"])
 
 
+@pytest.mark.slow
 def test_boolean_from_environment(show: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PYTEST_TEE_ATTEST", "yes")
     run(show).stdout.fnmatch_lines(["*SETTINGS * True"])

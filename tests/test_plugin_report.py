@@ -25,6 +25,7 @@ def measure(pytester: pytest.Pytester, out: str, *args: str) -> dict:
     return json.loads((pytester.path / out).read_text())
 
 
+@pytest.mark.slow
 def test_report_ratios_match_the_stored_samples(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):

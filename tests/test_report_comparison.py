@@ -284,6 +284,7 @@ def test_rows_are_ordered_by_parameter_count_and_environments_in_paper_order(rep
     assert all(row.workload.label == f"{PROMPT}/{NEW}/{BATCH}" for row in report.rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["decode_tps", "e2e_tps", "ttft_s"])
 def test_cell_medians_are_the_medians_of_the_stored_samples(report, metric):
     for row in report.rows:
@@ -297,6 +298,7 @@ def test_cell_medians_are_the_medians_of_the_stored_samples(report, metric):
             assert found.ci95[1] <= max(expected)
 
 
+@pytest.mark.slow
 def test_ratios_are_ratios_of_medians_with_a_bootstrap_ci(report):
     rng = np.random.default_rng(12345)
     for row in report.rows:
@@ -321,6 +323,7 @@ def test_ratios_are_ratios_of_medians_with_a_bootstrap_ci(report):
     assert tdx.overhead[1] == pytest.approx((1 - tdx.ci95[1], 1 - tdx.ci95[0]))
 
 
+@pytest.mark.slow
 def test_the_same_inputs_give_the_same_cis(storage):
     first = build_report(load_inputs([storage]))
     second = build_report(load_inputs([storage]))
@@ -403,6 +406,7 @@ def test_a_cpu_quota_and_a_clocksource_difference_are_listed_beside_the_tdx_rati
 # Roofline
 
 
+@pytest.mark.slow
 def test_roofline_fraction_counts_weights_and_kv_cache(storage, monkeypatch):
     kv_per_token = 28_672.0  # 2 × 28 layers × 2 KV heads × 128 × 2 bytes: Qwen2-1.5B in bf16
     monkeypatch.setattr(roofline_module, "checkpoint_shape", lambda *_: CheckpointShape(kv_per_token, 0, False, None))
@@ -471,6 +475,7 @@ def test_roofline_without_kv_sizes_in_the_catalogue_still_counts_the_weights(mon
     assert any("KV cache not counted" in note for note in result.notes)
 
 
+@pytest.mark.slow
 def test_bandwidth_on_the_command_line_overrides_and_reaches_gpus(storage):
     report = build_report(load_inputs([storage]), bandwidth=Bandwidth(30.0, {"cuda": 3350.0}))
     row = row_of(report, "r1-distill-qwen-14b")
@@ -479,6 +484,7 @@ def test_bandwidth_on_the_command_line_overrides_and_reaches_gpus(storage):
     assert row.cells["cuda"].roofline.bandwidth_gbps == 3350.0
 
 
+@pytest.mark.slow
 def test_bandwidth_for_an_environment_the_runs_do_not_hold_is_noted(storage):
     report = build_report(load_inputs([storage, storage]), bandwidth=Bandwidth(None, {"sev-snp": 300.0}))
     assert any(note.startswith("--bandwidth sev-snp=…: no sev-snp measurements") for note in report.notes)
@@ -489,6 +495,7 @@ def test_bandwidth_for_an_environment_the_runs_do_not_hold_is_noted(storage):
 # Output formats through the command
 
 
+@pytest.mark.slow
 def test_json_holds_every_number_of_the_table(main, storage, capsys):
     assert main(["report", str(storage), "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -509,6 +516,7 @@ def test_json_holds_every_number_of_the_table(main, storage, capsys):
     assert document["findings"]
 
 
+@pytest.mark.slow
 def test_markdown_has_a_column_group_per_environment_and_the_ratio_columns(main, storage, capsys):
     assert main(["report", str(storage), "--format", "md"]) == 0
     text = capsys.readouterr().out
@@ -528,6 +536,7 @@ def test_markdown_has_a_column_group_per_environment_and_the_ratio_columns(main,
     assert "torch threads (tdx 8, cpu 32)" in text
 
 
+@pytest.mark.slow
 def test_terminal_table_lists_each_cell(main, storage, capsys):
     assert main(["report", str(storage)]) == 0
     text = capsys.readouterr().out
@@ -537,6 +546,7 @@ def test_terminal_table_lists_each_cell(main, storage, capsys):
     assert "GPU/CPU" in text
 
 
+@pytest.mark.slow
 def test_html_is_one_self_contained_page_with_the_plots(main, storage, tmp_path):
     out = tmp_path / "report.html"
     assert main(["report", str(storage), "--output", str(out)]) == 0
@@ -565,6 +575,7 @@ def read_png(path: Path):
     return matplotlib.image.imread(path)
 
 
+@pytest.mark.slow
 def test_plot_and_history_plot_are_written(main, storage, tmp_path, capsys):
     out = tmp_path / "plots" / "paper.png"
     code = main(["report", str(storage), "--plot", str(out), "--history", "cpu-r1-distill-qwen-1.5b", "--format", "md"])
@@ -591,7 +602,12 @@ def test_history_marks_a_regression_by_the_gates_rule(tmp_path):
     inputs = load_inputs([tmp_path / ".benchmarks"])
     history = build_history(inputs.runs, "cpu-r1-distill-qwen-7b")
     assert [point.saved.label for point in history.points] == ["0001_main", "0002_main", "0003_main", "0004_main"]
-    assert [point.outcome for point in history.points] == [None, "unchanged", "regressed", "unchanged"]
+    # As the gate judged each run then: one stored run a side cannot call identical sessions "unchanged" at this
+    # round noise (the between-session noise is assumed), the 20 % drop is a regression, and after it the three
+    # stored runs' own spread (the drop among them) leaves the next comparison open.
+    assert [point.outcome for point in history.points] == [None, "inconclusive", "regressed", "inconclusive"]
+    assert "(single model)" in history.points[2].outcome_detail
+    assert "(history model)" in history.points[3].outcome_detail
     assert history.points[2].estimate.median == pytest.approx(
         0.8 * np.median(samples_for("cpu", "r1-distill-qwen-7b")["decode_tps"])
     )
@@ -674,6 +690,7 @@ def test_a_run_without_pytest_tee_data(main, tmp_path, capsys):
     fails_cleanly(main, capsys, ["report", str(tmp_path / "store")], "no pytest-tee runs found", "0001_plain.json")
 
 
+@pytest.mark.slow
 def test_bad_options(main, storage, tmp_path, capsys):
     fails_cleanly(main, capsys, ["report", str(storage), "--plot", str(tmp_path / "x.pdf")], ".png or .svg")
     fails_cleanly(main, capsys, ["report", str(storage), "--bandwidth", "fast"], "--bandwidth 'fast'")

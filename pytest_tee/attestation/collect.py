@@ -369,9 +369,10 @@ def collect_nvidia_reports(
 
     if nvml is None:
         try:
-            import pynvml as nvml
+            import pynvml
         except ImportError:
             return failed(NO_PROVIDER, "nvidia-ml-py (pynvml) is not installed: pip install 'pytest-tee[cuda]'")
+        nvml = pynvml
     try:
         nvml.nvmlInit()
     except Exception as exc:

@@ -220,14 +220,16 @@ def unwrap_snp_response(blob: bytes) -> bytes:
 
 
 def parse_snp_report(blob: bytes) -> SnpReport:
-    """Parse a 1184-byte SEV-SNP attestation report (version 2 or later)."""
+    """Parse a 1184-byte SEV-SNP attestation report (a version in ``SNP_KNOWN_VERSIONS``)."""
     reader = BlobReader(blob, "SEV-SNP report")
     values: dict[str, Any] = reader.fields(SNP_LAYOUT)
     reader.expect_size(SNP_REPORT_SIZE)
     for attr in _INTEGER_FIELDS:
         values[attr] = int.from_bytes(values[attr], "little")
-    if values["version"] < 2:
-        raise reader.error(f"VERSION at offset 0 is {values['version']}, expected 2 or later")
+    if values["version"] not in SNP_KNOWN_VERSIONS:
+        # The same versions auto-detection accepts: a reader given --kind sev-snp-report gets no more leeway.
+        known = ", ".join(str(version) for version in SNP_KNOWN_VERSIONS)
+        raise reader.error(f"VERSION at offset 0 is {values['version']}, expected one of {known}")
     if values["vmpl"] > 3:
         raise reader.error(f"VMPL at offset 0x30 is {values['vmpl']}, expected 0..3: not an SEV-SNP report")
     return SnpReport(**values)

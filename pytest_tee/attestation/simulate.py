@@ -6,7 +6,9 @@ The collector's file I/O runs unchanged against it: ``provider`` and ``generatio
 what a kernel does by magic is swapped in through ``AttestationIO``: the ioctl, and populating / removing a report
 entry on mkdir / rmdir.
 
-The evidence is structurally valid but signed by nobody: no quote verifier accepts it.
+The evidence is signed by self-made hierarchies (``simulated_pki``): it verifies only against
+``SIMULATED_ANCHORS``, which tests pass through the test-only ``anchors=`` keyword; the command line, trusting only
+the vendors' roots, rejects it on ``root pin``.
 
     with SimulatedTd(tmp_path / "td") as td:        # installs td.io as the default collection I/O
         block = attest_document(doc, sysroot=td.sysroot)
@@ -36,6 +38,7 @@ from pytest_tee.attestation.collect import (
     under,
 )
 from pytest_tee.attestation.sev import SNP_POLICY_DEBUG, SnpReport
+from pytest_tee.attestation.simulated_pki import SimulatedAmdPki, SimulatedIntelPki
 from pytest_tee.attestation.tdx import (
     REPORT_DATA_SIZE,
     TD_ATTRIBUTE_MASKS,
@@ -192,7 +195,7 @@ class _SimulatedTsm:
 def _read_fifo_until_eof(path: Path, stopped: Callable[[], bool]) -> bytes | None:
     """Everything one writer sends (configfs takes inblob from a single write); None when told to stop first."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    chunks = []
+    chunks: list[bytes] = []
     try:
         while not stopped():
             # Linux reports no hang-up on a FIFO no writer has opened yet, so this waits for the collector.
@@ -245,9 +248,10 @@ class SimulatedTd(_SimulatedTsm):
     """A TDX guest: ``/dev/tdx_guest`` answering TDX_CMD_GET_REPORT0 and configfs-tsm provider ``tdx_guest``.
 
     ``quote_template`` (a real quote's bytes) makes the quotes by patching that quote — its TD identity, with
-    REPORTDATA replaced — so they carry real-world structure (certification data, signature sizes). Without it
-    the quotes are synthetic v4 (or ``quote_version=5``) quotes. ``debug``, ``td_attributes`` and ``xfam`` change
-    the TD's attributes in both the TDREPORT and the quote.
+    REPORTDATA replaced — so they carry real-world structure (certification data, signature sizes) and a real
+    signature that no longer verifies. Without it the quotes are synthetic v4 (or ``quote_version=5``) quotes
+    signed by ``pki`` (a ``SimulatedIntelPki``; ``sign=False`` leaves them unsigned). ``debug``, ``td_attributes``
+    and ``xfam`` change the TD's attributes in both the TDREPORT and the quote.
     """
 
     provider = "tdx_guest"
@@ -265,9 +269,12 @@ class SimulatedTd(_SimulatedTsm):
         rtmrs: tuple[bytes, bytes, bytes, bytes] | None = None,
         cpu_flags: str = DEFAULT_CPU_FLAGS,
         write_cpuinfo: bool = True,
+        pki: SimulatedIntelPki | None = None,
+        sign: bool = True,
         **tsm_options: Any,
     ) -> None:
         super().__init__(sysroot, **tsm_options)
+        self.pki = (pki or SimulatedIntelPki()) if sign else None
         self.template = parse_quote(quote_template) if quote_template is not None else None
         self.cpu_flags = cpu_flags
         self.write_cpuinfo = write_cpuinfo
@@ -307,7 +314,8 @@ class SimulatedTd(_SimulatedTsm):
     def quote(self, report_data: bytes) -> TdQuote:
         report = self.tdreport(report_data)
         if self.template is None:
-            return quote_from_tdreport(report, version=self.quote_version)
+            quote = quote_from_tdreport(report, version=self.quote_version)
+            return self.pki.sign_quote(quote) if self.pki is not None else quote
         return replace(self.template, **{name: getattr(report, name) for name in TD_IDENTITY_FIELDS})
 
     def outblob(self, inblob: bytes) -> bytes:
@@ -372,9 +380,15 @@ class SimulatedSnpGuest(_SimulatedTsm):
         debug: bool = False,
         vmpl: int = 0,
         measurement: bytes | None = None,
+        pki: SimulatedAmdPki | None = None,
+        sign: bool = True,
+        auxblob: bytes | None = None,
         **tsm_options: Any,
     ) -> None:
         super().__init__(sysroot, **tsm_options)
+        self.pki = (pki or SimulatedAmdPki()) if sign else None
+        # The host's certificate table (VCEK, ASK, ARK), served as configfs-tsm auxblob; b"" serves none.
+        self.auxblob = auxblob if auxblob is not None else (self.pki.cert_table() if self.pki else b"")
         policy = 0x30000 | (SNP_POLICY_DEBUG if debug else 0)  # SMT allowed + the must-be-one bit
         self.identity = SnpReport(
             version=2,
@@ -407,7 +421,13 @@ class SimulatedSnpGuest(_SimulatedTsm):
         under(self.sysroot, "/sys/devices/platform/sev-guest").mkdir(parents=True, exist_ok=True)
 
     def report(self, report_data: bytes) -> SnpReport:
-        return replace(self.identity, report_data=report_data)
+        report = replace(self.identity, report_data=report_data)
+        return self.pki.sign_report(report) if self.pki is not None else report
+
+    def _make_entry(self, entry: Path) -> None:
+        super()._make_entry(entry)
+        if self.auxblob:
+            (entry / "auxblob").write_bytes(self.auxblob)
 
     def outblob(self, inblob: bytes) -> bytes:
         return self.report(inblob).to_bytes()

@@ -1,7 +1,8 @@
-"""Checking that attestation evidence binds a results file: structure, REPORTDATA, expected measurements.
+"""Checking that attestation evidence binds a results file: structure, REPORTDATA, measurements, signatures.
 
-The quote's signature and certificate chain need Intel's (or AMD's) collateral and a network; they are handed to
-an external verifier command (``quote_verifier``) whose exit status is the check. Everything else is local.
+Signatures are checked offline (``signatures.py``): a TD quote up to the pinned Intel SGX Root CA, an SEV-SNP
+report up to AMD's pinned ARK. TCB status and revocation need the vendors' collateral, handed in as files. An
+external verifier command (``quote_verifier``) can be added as one more check; its exit status is the outcome.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tee.attestation.binding import SCHEME, results_digest
+from pytest_tee.attestation.chain import FAIL, NOTE, PASS
 from pytest_tee.attestation.evidence import (
     NVIDIA_GPU_REPORT,
     PARSERS,
@@ -33,6 +35,7 @@ from pytest_tee.attestation.evidence import (
 from pytest_tee.attestation.formats import EvidenceFormatError
 from pytest_tee.attestation.nvidia import GPU_NONCE_SIZE
 from pytest_tee.attestation.sev import SNP_KNOWN_VERSIONS, SnpReport
+from pytest_tee.attestation.signatures import SignatureContext, check_signatures
 from pytest_tee.attestation.tdx import (
     ATT_KEY_TYPE_ECDSA_P256,
     INTEL_QE_VENDOR_ID,
@@ -43,9 +46,6 @@ from pytest_tee.attestation.tdx import (
 )
 from pytest_tee.errors import InputError
 
-PASS = "pass"
-FAIL = "fail"
-NOTE = "note"
 DEFAULT_VERIFIER_TIMEOUT_S = 120.0
 
 AddCheck = Callable[[str, str, str], None]  # (check name, outcome, message) for one evidence item
@@ -156,9 +156,15 @@ def verify_document(
     quote_verifier: str | None = None,
     verifier_timeout: float = DEFAULT_VERIFIER_TIMEOUT_S,
     origin: str = "the results",
+    signatures: SignatureContext | None = None,
 ) -> list[Check]:
-    """All checks, in order; a results document without an attestation block is an ``InputError``."""
+    """All checks, in order; a results document without an attestation block is an ``InputError``.
+
+    ``signatures`` says when and against what the signatures are judged (default: now, the vendor roots, no
+    collateral); a context with other trust anchors is for tests only.
+    """
     expectations = expectations or Expectations()
+    signatures = signatures or SignatureContext()
     block = attestation_block(doc, origin)
     digest = results_digest(doc)
     items = block.get("evidence") or []
@@ -180,7 +186,7 @@ def verify_document(
         )
     parsed_by_kind: dict[str, list[ParsedEvidence]] = {}
     for subject, item in zip(_subjects(items), items, strict=True):
-        parsed = _check_item(subject, item, digest, expectations, quote_verifier, verifier_timeout, checks)
+        parsed = _check_item(subject, item, digest, expectations, quote_verifier, verifier_timeout, signatures, checks)
         if parsed is not None:
             parsed_by_kind.setdefault(parsed.kind, []).append(parsed)
     checks.extend(_cross_checks(parsed_by_kind, expectations))
@@ -194,6 +200,7 @@ def _check_item(
     expectations: Expectations,
     quote_verifier: str | None,
     verifier_timeout: float,
+    signatures: SignatureContext,
     checks: list[Check],
 ) -> ParsedEvidence | None:
     def add(name: str, outcome: str, message: str) -> None:
@@ -238,8 +245,22 @@ def _check_item(
     _check_binding(parsed, digest, add)
     _check_expectations(parsed, expectations, add)
     _check_posture(parsed, expectations, add)
-    _check_signature(parsed, raw, digest, quote_verifier, verifier_timeout, add)
+    _check_signature(parsed, raw, _auxblob(item), signatures, add)
+    if quote_verifier is not None and parsed.kind in SIGNED_CPU_KINDS:
+        passed, message = run_quote_verifier(quote_verifier, raw, parsed.kind, digest.hex(), verifier_timeout)
+        add("external verifier", PASS if passed else FAIL, message)
     return parsed
+
+
+def _auxblob(item: dict[str, Any]) -> bytes | None:
+    attachments = item.get("attachments")
+    text = attachments.get("auxblob") if isinstance(attachments, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _structure_problems(parsed: ParsedEvidence, raw: bytes, item: dict[str, Any]) -> list[str]:
@@ -263,11 +284,17 @@ def _structure_problems(parsed: ParsedEvidence, raw: bytes, item: dict[str, Any]
 
 def _structure_summary(parsed: ParsedEvidence, raw: bytes) -> str:
     if isinstance(parsed, TdQuote):
-        extra = f", {len(parsed.trailing)} trailing bytes after the signed data" if parsed.trailing else ""
+        extra = f", {trailing_note(parsed.trailing)}" if parsed.trailing else ""
         return f"{parsed.format}, TEE type 0x81 (TDX), {parsed.qe_vendor} QE, {len(raw)} bytes{extra}"
     if isinstance(parsed, TdReport):
         return f"{parsed.format}, TEE type 0x81 (TDX), {len(raw)} bytes"
     return f"{parsed.format}, {len(raw)} bytes"
+
+
+def trailing_note(trailing: bytes) -> str:
+    if any(trailing):
+        return f"{len(trailing)} non-zero bytes after the signed data (covered by no signature, ignored)"
+    return f"{len(trailing)} bytes of zero padding after the signed data"
 
 
 def _check_binding(parsed: ParsedEvidence, digest: bytes, add: AddCheck) -> None:
@@ -326,9 +353,8 @@ def _check_posture(parsed: ParsedEvidence, expectations: Expectations, add: AddC
 def _check_signature(
     parsed: ParsedEvidence,
     raw: bytes,
-    digest: bytes,
-    quote_verifier: str | None,
-    timeout: float,
+    auxblob: bytes | None,
+    signatures: SignatureContext,
     add: AddCheck,
 ) -> None:
     if parsed.kind == TDX_TDREPORT:
@@ -347,16 +373,9 @@ def _check_signature(
             "NVIDIA's nvtrust verifier or NRAS",
         )
         return
-    if parsed.kind not in SIGNED_CPU_KINDS:
-        return
-    if quote_verifier is None:
-        collateral = "Intel's DCAP Quote Verification Library or Intel Trust Authority"
-        if parsed.kind == SEV_SNP_REPORT:
-            collateral = "AMD's VCEK certificate chain (e.g. snpguest verify)"
-        add("signature", NOTE, f"signature and certificate chain not checked: pass --quote-verifier CMD ({collateral})")
-        return
-    passed, message = run_quote_verifier(quote_verifier, raw, parsed.kind, digest.hex(), timeout)
-    add("signature", PASS if passed else FAIL, message)
+    report = check_signatures(parsed, raw, signatures, auxblob=auxblob)
+    for step in report.steps if report is not None else []:
+        add(step.name, step.outcome, step.message)
 
 
 def run_quote_verifier(command: str, raw: bytes, kind: str, report_data_hex: str, timeout: float) -> tuple[bool, str]:
@@ -394,7 +413,11 @@ def run_quote_verifier(command: str, raw: bytes, kind: str, report_data_hex: str
 
 def _cross_checks(parsed_by_kind: dict[str, list[ParsedEvidence]], expectations: Expectations) -> list[Check]:
     checks = []
-    tdx = parsed_by_kind.get(TDX_TDREPORT, []) + parsed_by_kind.get(TDX_QUOTE, [])
+    tdx = [
+        parsed
+        for parsed in parsed_by_kind.get(TDX_TDREPORT, []) + parsed_by_kind.get(TDX_QUOTE, [])
+        if isinstance(parsed, (TdReport, TdQuote))
+    ]
     if len(tdx) > 1:
         differing = sorted({name for other in tdx[1:] for name in identity_differences(tdx[0], other)})
         if differing:

@@ -1,9 +1,9 @@
 """Comparing runs: match benchmarks, check that they measured the same thing, and judge each gated metric.
 
-``compare_runs`` judges one head session against a stored baseline (the plugin at session end and
-``pytest-tee compare``): with the baseline's history of stored runs when it holds ≥ 3, else with the fallback
-rule (``sessions.decide_stored``). ``compare_blocks`` judges the ABBA blocks of ``pytest-tee ab``
-(``sessions.decide_blocks``). Both return the same ``Comparison`` and apply the same refusals and Holm correction.
+``compare_runs`` judges one head session against a stored baseline (the plugin at session end,
+``pytest-tee compare`` and ``pytest-tee report --history``); ``compare_blocks`` judges the ABBA blocks of
+``pytest-tee ab``. Both gather the ``Evidence`` of each benchmark and metric and leave the choice of decision
+model to ``models.decide``; both return the same ``Comparison`` and apply the same refusals and Holm correction.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_tee.baseline.gate import DEFAULT_ALPHA, OUTCOMES, Verdict, apply_family_correction
-from pytest_tee.baseline.sessions import HISTORY_LIMIT, decide_blocks, decide_stored
+from pytest_tee.baseline.models import Evidence, Rule, decide
+from pytest_tee.baseline.models.sessions import HISTORY_LIMIT
 from pytest_tee.errors import InputError
-from pytest_tee.results import Measurement, Run
+from pytest_tee.saved_runs import BenchmarkEntry, Run
 
 # Called with keywords exactly like the pytest_tee_generate_verdict hook, minus ``config``.
 DecideHook = Callable[..., "Verdict | None"]
@@ -88,10 +89,6 @@ class Comparison:
     def inconclusive(self) -> list[Verdict]:
         return self.with_outcome("inconclusive")
 
-    @property
-    def improved(self) -> list[Verdict]:
-        return self.with_outcome("improved")
-
     def counts(self) -> dict[str, int]:
         return {outcome: len(self.with_outcome(outcome)) for outcome in OUTCOMES}
 
@@ -147,16 +144,8 @@ def compare_runs(
                 return _checked_hook_verdict(
                     replaced, threshold_pct, len(base_samples), len(head_samples), higher_is_better
                 )
-        return decide_stored(
-            name,
-            metric,
-            base_samples,
-            head_samples,
-            threshold_pct,
-            higher_is_better=higher_is_better,
-            history=history_samples(base_by_name[name], name, metric, stored),
-            alpha=alpha,
-        )
+        evidence = stored_evidence(base_by_name[name], head_by_name[name], metric, stored)
+        return decide(evidence, Rule(threshold_pct, higher_is_better, alpha))
 
     return _compare(
         base, head, rules, judge, allow_env_mismatch=allow_env_mismatch, alpha=alpha, refuse_flag=refuse_flag
@@ -172,11 +161,13 @@ def compare_blocks(
     allow_env_mismatch: bool = False,
     alpha: float = DEFAULT_ALPHA,
     refuse_flag: str = "--allow-env-mismatch",
+    max_blocks: int | None = None,
 ) -> Comparison:
     """Judge same-runner A/B blocks: ``blocks`` holds each block's (base sessions, head sessions) as runs.
 
     ``base``/``head`` stand for each side as a whole (e.g. its sessions merged): they give the benchmark lists,
     the refusals and the header of the output. Every session is also checked against the first base session.
+    ``max_blocks``: these blocks are one look of a sequential run of at most that many (``models.blocks``).
     """
     sessions = [run for pair in blocks for side in pair for run in side]
     mismatches = [mismatch for run in sessions for mismatch in environment_mismatches(base, run)]
@@ -187,13 +178,9 @@ def compare_blocks(
         def rounds(runs: Sequence[Run]) -> list[list[float]]:
             return [measured.samples(metric) for run in runs if (measured := run.by_fullname().get(name)) is not None]
 
-        return decide_blocks(
-            name,
-            metric,
-            [(rounds(base_sessions), rounds(head_sessions)) for base_sessions, head_sessions in blocks],
-            threshold_pct,
-            higher_is_better=higher_is_better,
-            alpha=alpha,
+        sessions = [(rounds(base_sessions), rounds(head_sessions)) for base_sessions, head_sessions in blocks]
+        return decide(
+            Evidence(name, metric, blocks=sessions, max_blocks=max_blocks), Rule(threshold_pct, higher_is_better, alpha)
         )
 
     return _compare(
@@ -269,7 +256,19 @@ def _identity(run: Run) -> object:
     return id(run)
 
 
-def history_samples(base: Measurement, name: str, metric: str, stored: Sequence[Run]) -> list[list[float]]:
+def stored_evidence(base: BenchmarkEntry, head: BenchmarkEntry, metric: str, stored: Sequence[Run]) -> Evidence:
+    """What is known about one head session against the stored baseline: both sessions' rounds and those of the
+    stored runs with the baseline's comparison key (``stored``: ``stored_history``'s runs, the baseline first)."""
+    return Evidence(
+        head.fullname,
+        metric,
+        base=base.samples(metric),
+        head=head.samples(metric),
+        history=history_samples(base, base.fullname, metric, stored),
+    )
+
+
+def history_samples(base: BenchmarkEntry, name: str, metric: str, stored: Sequence[Run]) -> list[list[float]]:
     """Rounds of ``metric`` in the stored runs that measured this benchmark with the baseline's comparison key."""
     found: list[list[float]] = []
     for run in stored:
@@ -284,7 +283,7 @@ def history_samples(base: Measurement, name: str, metric: str, stored: Sequence[
     return found
 
 
-def _higher_is_better(metric: str, measurement: Measurement, known: Mapping[str, Any]) -> bool:
+def _higher_is_better(metric: str, measurement: BenchmarkEntry, known: Mapping[str, Any]) -> bool:
     if metric in known:
         return bool(known[metric].higher_is_better)
     stored = measurement.metrics.get(metric, {}).get("higher_is_better")
@@ -301,14 +300,18 @@ def _checked_hook_verdict(verdict: Any, threshold_pct: float, n_base: int, n_hea
             f"pytest_tee_generate_verdict returned outcome {verdict.outcome!r} for {verdict.benchmark}; "
             f"valid outcomes are {', '.join(OUTCOMES)}"
         )
+    detail = verdict.detail
     return replace(
         verdict,
         threshold_pct=threshold_pct if verdict.threshold_pct is None else verdict.threshold_pct,
-        n_base=n_base if verdict.n_base is None else verdict.n_base,
-        n_head=n_head if verdict.n_head is None else verdict.n_head,
         higher_is_better=higher if verdict.higher_is_better is None else verdict.higher_is_better,
         note=verdict.note or "decided by a pytest_tee_generate_verdict hook",
-        p_value=None,  # not part of the built-in family correction
+        detail=replace(
+            detail,
+            n_base=n_base if detail.n_base is None else detail.n_base,
+            n_head=n_head if detail.n_head is None else detail.n_head,
+            p_value=None,  # not part of the built-in family correction
+        ),
     )
 
 
@@ -325,7 +328,7 @@ def environment_mismatches(base: Run, head: Run) -> list[Mismatch]:
     return [Mismatch("environment", differences or (Difference("fingerprint", base.fingerprint, head.fingerprint),))]
 
 
-def key_differences(base: Measurement, head: Measurement) -> tuple[Difference, ...]:
+def key_differences(base: BenchmarkEntry, head: BenchmarkEntry) -> tuple[Difference, ...]:
     return tuple(_differences(base.comparison_key, head.comparison_key))
 
 

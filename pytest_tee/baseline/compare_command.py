@@ -63,7 +63,7 @@ def rules_of(args: argparse.Namespace) -> tuple[tuple[str, float], ...]:
 
 def run(args: argparse.Namespace) -> int:
     from pytest_tee.baseline.compare import compare_runs
-    from pytest_tee.results import load_run
+    from pytest_tee.saved_runs import load_run
 
     base = load_run(args.base)
     head = load_run(args.head)
@@ -96,7 +96,7 @@ def _history(folder: str | None, base: Any) -> list[Any]:
 
 def emit(comparison: Any, args: argparse.Namespace) -> int:
     """Print the comparison in the requested format; the exit code the gate gives it."""
-    from pytest_tee.baseline.render import render_json, render_markdown, render_text
+    from pytest_tee.baseline.gate_output import render_json, render_markdown, render_text
 
     if args.format == "json":
         sys.stdout.write(render_json(comparison, fail_inconclusive=args.fail_inconclusive))

@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError, load_run, storage_run_files
+from pytest_tee.saved_runs import Run, RunFileError, load_run, storage_run_files
 
-DEFAULT_STORAGE = "file://./.benchmarks"
 HISTORY_LIMIT = 10  # as sessions.HISTORY_LIMIT: the stored runs that measure the between-session noise
 _RUN_NUMBER = re.compile(r"^\d{1,4}$")
 _AUTOSAVE_TIME = re.compile(r"_(\d{8}_\d{6})(?:_uncommitted-changes)?\.json$")  # pytest-benchmark's get_tag()

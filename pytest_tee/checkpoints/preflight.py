@@ -150,7 +150,7 @@ def available_memory(device: str) -> tuple[dict[str, int], str]:
     import torch
 
     available: dict[str, int] = {}
-    indices = range(torch.cuda.device_count())
+    indices: list[int] = list(range(torch.cuda.device_count()))
     requested = torch.device(device)
     if requested.index is not None:  # a pinned GPU first; the others may still take layers when spreading
         indices = [requested.index, *(i for i in indices if i != requested.index)]

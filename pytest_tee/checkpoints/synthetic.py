@@ -31,6 +31,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pytest_tee.compat import device_in_map, non_persistent_buffer_names
+
 if TYPE_CHECKING:
     import torch
 
@@ -139,11 +141,9 @@ def _fill_parameters(model: Any, filler: _BlockFiller, device: str, device_map: 
 
     replaced: dict[int, torch.nn.Parameter] = {}  # meta parameter id → its filled replacement (keeps ties)
     for module_name, module in model.named_modules():
-        for param_name, param in list(module._parameters.items()):
-            if param is None:
-                continue
+        for param_name, param in list(module.named_parameters(recurse=False, remove_duplicate=False)):
             if id(param) in replaced:
-                module._parameters[param_name] = replaced[id(param)]
+                module.register_parameter(param_name, replaced[id(param)])
                 continue
             full_name = f"{module_name}.{param_name}" if module_name else param_name
             target = _device_for(full_name, device, device_map)
@@ -156,7 +156,7 @@ def _fill_parameters(model: Any, filler: _BlockFiller, device: str, device_map: 
                 filler.fill(tensor, full_name, 1.0 / math.sqrt(tensor.shape[-1]))
             new = torch.nn.Parameter(tensor, requires_grad=False)
             replaced[id(param)] = new
-            module._parameters[param_name] = new
+            module.register_parameter(param_name, new)
 
 
 def _is_norm(module: Any) -> bool:
@@ -169,28 +169,30 @@ def _rebuild_buffers(model: Any, device: str, device_map: Mapping[str, Any] | No
     import torch
 
     for module_name, module in list(model.named_modules()):
-        own = {name: buf for name, buf in module._buffers.items() if buf is not None}
+        own = dict(module.named_buffers(recurse=False, remove_duplicate=False))
         if not own:
             continue
         target = _device_for(module_name, device, device_map)
-        non_persistent = [name for name in own if name in module._non_persistent_buffers_set]
+        transient = non_persistent_buffer_names(module)
+        non_persistent = [name for name in own if name in transient]
         if non_persistent:
             fresh = _fresh_copy(module, module_name)
+            fresh_buffers = dict(fresh.named_buffers(recurse=False))
             for name in non_persistent:
-                module._buffers[name] = fresh._buffers[name].to(target)
+                module.register_buffer(name, fresh_buffers[name].to(target), persistent=False)
             # Attributes computed with the buffers (e.g. rotary attention_scaling) come from the same code path.
             for attr in ("attention_scaling", "max_seq_len_cached", "original_max_seq_len"):
                 if hasattr(fresh, attr):
                     setattr(module, attr, getattr(fresh, attr))
         for name in own:
-            if name in module._non_persistent_buffers_set:
+            if name in transient:
                 continue
             if name not in _ZEROED_PERSISTENT_BUFFERS:
                 raise SyntheticWeightsError(
                     f"{module_name}.{name}: persistent buffer of {type(module).__name__} has no known synthetic "
                     f"value (known: {', '.join(sorted(_ZEROED_PERSISTENT_BUFFERS))})"
                 )
-            module._buffers[name] = torch.zeros(own[name].shape, dtype=own[name].dtype, device=target)
+            module.register_buffer(name, torch.zeros(own[name].shape, dtype=own[name].dtype, device=target))
 
 
 def _fresh_copy(module: Any, module_name: str) -> Any:
@@ -199,7 +201,7 @@ def _fresh_copy(module: Any, module_name: str) -> Any:
     if config is None:
         raise SyntheticWeightsError(
             f"{module_name}: {type(module).__name__} has non-persistent buffers "
-            f"({', '.join(sorted(module._non_persistent_buffers_set))}) but no config to recompute them from"
+            f"({', '.join(sorted(non_persistent_buffer_names(module)))}) but no config to recompute them from"
         )
     try:
         return type(module)(config)
@@ -212,13 +214,10 @@ def _fresh_copy(module: Any, module_name: str) -> Any:
 def _device_for(name: str, device: str, device_map: Mapping[str, Any] | None) -> Any:
     if not device_map:
         return device
-    # accelerate's device maps name module prefixes; the longest matching prefix wins ("" covers everything).
-    best, best_len = None, -1
-    for prefix, target in device_map.items():
-        if (prefix == "" or name == prefix or name.startswith(prefix + ".")) and len(prefix) > best_len:
-            best, best_len = target, len(prefix)
-    if best is None:
-        raise SyntheticWeightsError(f"{name}: not covered by the device map")
+    try:
+        best = device_in_map(name, device_map)
+    except ValueError:
+        raise SyntheticWeightsError(f"{name}: not covered by the device map") from None
     if best == "disk":
         raise SyntheticWeightsError(f"{name}: disk offload is not supported for synthetic weights")
     return f"cuda:{best}" if isinstance(best, int) else best

@@ -14,11 +14,11 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from pytest_tee.environment import cuda, kernel_log, platform, sev, tdx, tsm
+from pytest_tee.environment.env_output import header_line, render_text
 from pytest_tee.environment.host import CpuInfo, collect_host, read_cpuinfo
 from pytest_tee.environment.kernel_log import KernelLog, read_kernel_log
 from pytest_tee.environment.platform import PlatformFacts, decide_platform
 from pytest_tee.environment.record import TEE_KINDS, Environment, Evidence, ExecutionEnv
-from pytest_tee.environment.render import header_line, render_text
 from pytest_tee.environment.sysroot import Sysroot
 
 __all__ = [
@@ -209,15 +209,19 @@ def detect(
         evidence,
         warnings,
     )
-    tdx_items, tdx_interfaces = _guarded("tdx", lambda: tdx.probe(root, cpu), ([], {}), evidence, warnings)
-    tsm_item, provider = _guarded("configfs-tsm", lambda: tsm.probe(root), (None, None), evidence, warnings)
-    sev_items, sev_interfaces = _guarded("sev", lambda: sev.probe(root, cpu), ([], {}), evidence, warnings)
-    log_items = _guarded("kernel log evidence", lambda: kernel_log.evidence(log), [], evidence, warnings)
+    no_items: list[Evidence] = []
+    no_facts: dict[str, Any] = {}
+    no_gpus: list[dict[str, Any]] = []
+    no_provider: tuple[Evidence | None, str | None] = (None, None)
+    tdx_items, tdx_interfaces = _guarded("tdx", lambda: tdx.probe(root, cpu), (no_items, no_facts), evidence, warnings)
+    tsm_item, provider = _guarded("configfs-tsm", lambda: tsm.probe(root), no_provider, evidence, warnings)
+    sev_items, sev_interfaces = _guarded("sev", lambda: sev.probe(root, cpu), (no_items, no_facts), evidence, warnings)
+    log_items = _guarded("kernel log evidence", lambda: kernel_log.evidence(log), no_items, evidence, warnings)
     platform_items, platform_facts = _guarded(
-        "platform", lambda: platform.probe(root, cpu, log), ([], PlatformFacts()), evidence, warnings
+        "platform", lambda: platform.probe(root, cpu, log), (no_items, PlatformFacts()), evidence, warnings
     )
-    cuda_items, gpus = _guarded("cuda", lambda: cuda.probe(root, nvml), ([], []), evidence, warnings)
-    host = _guarded("host", lambda: collect_host(root, cpu), {}, evidence, warnings)
+    cuda_items, gpus = _guarded("cuda", lambda: cuda.probe(root, nvml), (no_items, no_gpus), evidence, warnings)
+    host = _guarded("host", lambda: collect_host(root, cpu), dict(no_facts), evidence, warnings)
 
     evidence[:0] = [*tdx_items, *([tsm_item] if tsm_item else []), *sev_items, *log_items, *platform_items, *cuda_items]
     interfaces = {**tdx_interfaces, "tsm_provider": provider, **sev_interfaces}

@@ -228,6 +228,7 @@ def cgroup_facts(sysroot: Sysroot) -> dict[str, Any]:
     v1_path: str | None = None
     v1_mounts: list[str] = []
     v2_path: str | None = None
+    version: int | None
     for line in own.splitlines():
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")

@@ -53,6 +53,8 @@ class PlatformFacts:
     sys_hypervisor: str | None = None
     log_hypervisor: str | None = None
     log_dmi: str | None = None
+    log_vtom: bool = False  # "SEV: Status: … vTom": an SNP guest under Hyper-V's paravisor (virtual top of memory)
+    log_tdx_host: bool = False  # "virt/tdx: module initialized": the kernel runs the TDX module, i.e. it is the host
 
 
 def cloud_from_dmi(text: str, asset_tag: str | None = None) -> str | None:
@@ -135,6 +137,8 @@ def probe(sysroot: Sysroot, cpu: CpuInfo, log: KernelLog) -> tuple[list[Evidence
         facts.hyperv_isolation = log.hyperv_isolation_type
     facts.log_hypervisor = log.group("hypervisor")
     facts.log_dmi = log.group("dmi")
+    facts.log_vtom = "vtom" in (log.group("sev_status") or "").lower().split()
+    facts.log_tdx_host = log.group("tdx_host") is not None
     if facts.log_hypervisor:
         items.append(
             Evidence(
@@ -150,8 +154,13 @@ def probe(sysroot: Sysroot, cpu: CpuInfo, log: KernelLog) -> tuple[list[Evidence
 
 
 def decide_platform(facts: PlatformFacts) -> str:
-    """``azure-paravisor`` > cloud from DMI > hypervisor vendor > ``vm`` / ``bare-metal`` > ``unknown``."""
-    if facts.hyperv_isolation in (2, 3):
+    """``azure-paravisor`` > cloud from DMI > hypervisor vendor > ``vm`` / ``bare-metal`` > ``unknown``.
+
+    The paravisor is recognised by Hyper-V's isolation type, or by an SNP guest kernel reporting vTOM (only
+    Hyper-V's paravisor runs SNP guests with a virtual top of memory); a kernel that initialised the TDX module
+    is a TDX host, i.e. bare metal, unless it shows itself to be a VM.
+    """
+    if facts.hyperv_isolation in (2, 3) or facts.log_vtom:
         return "azure-paravisor"
     dmi_text = " ".join(facts.dmi.values())
     for text, tag in ((dmi_text, facts.dmi.get("chassis_asset_tag")), (facts.log_dmi or "", None)):
@@ -172,5 +181,7 @@ def decide_platform(facts: PlatformFacts) -> str:
     if facts.hypervisor_flag:
         return "vm"
     if facts.hypervisor_flag is False and facts.x86:
+        return "bare-metal"
+    if facts.log_tdx_host:
         return "bare-metal"
     return "unknown"

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pytest_tee.records import HostFacts
+
 TEE_KINDS = ("none", "tdx", "sev-snp")
 
 
@@ -60,10 +62,14 @@ class Environment:
         if not self.fingerprint:
             self.fingerprint = fingerprint_of(self.fingerprint_fields())
 
+    @property
+    def facts(self) -> HostFacts:
+        """Typed read access to ``host`` (unknown facts are None)."""
+        return HostFacts(self.host)
+
     def fingerprint_fields(self) -> dict[str, Any]:
         """What must match for two runs to be comparable (hashed into ``fingerprint``)."""
-        cpu = self.host.get("cpu", {})
-        libraries = self.host.get("libraries", {})
+        facts = self.facts
         gpus = [
             {key: device.get(key) for key in ("name", "memory_total_mib", "driver", "cc_mode")}
             for device in self.devices
@@ -72,15 +78,15 @@ class Environment:
         return {
             "tee": self.tee,
             "platform": self.platform,
-            "cpu_model": cpu.get("brand"),
-            "logical_cpus": cpu.get("logical_cpus"),
-            "cpu_quota": self.host.get("cgroup", {}).get("cpu_quota"),
-            "numa_nodes": self.host.get("numa", {}).get("nodes"),
-            "amx": cpu.get("amx"),
-            "avx512_bf16": cpu.get("avx512_bf16"),
-            "memory_total_gib": _round_gib(self.host.get("memory", {}).get("total_bytes")),
+            "cpu_model": facts.cpu_brand,
+            "logical_cpus": facts.logical_cpus,
+            "cpu_quota": facts.cpu_quota,
+            "numa_nodes": facts.numa_nodes,
+            "amx": facts.cpu_feature("amx"),
+            "avx512_bf16": facts.cpu_feature("avx512_bf16"),
+            "memory_total_gib": _round_gib(facts.memory_total_bytes),
             "gpus": gpus,
-            "libraries": {name: libraries.get(name) for name in ("torch", "transformers")},
+            "libraries": {name: facts.library(name) for name in ("torch", "transformers")},
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +99,20 @@ class Environment:
             "devices": self.devices,
             "warnings": list(self.warnings),
             "sysroot": self.sysroot,
+            "fingerprint": self.fingerprint,
+            "fingerprint_fields": self.fingerprint_fields(),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this environment for comparison: the fingerprint and the facts behind it.
+
+        This is what goes into pytest-benchmark's ``machine_info``, which pytest-benchmark compares verbatim and
+        warns about on any difference; so only facts that stay put between runs on one machine belong here, never
+        observations such as available memory or kernel-log line counts (those are in ``to_dict()``).
+        """
+        return {
+            "tee": self.tee,
+            "platform": self.platform,
             "fingerprint": self.fingerprint,
             "fingerprint_fields": self.fingerprint_fields(),
         }

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from pytest_tee.compat import keep_benchmark_rounds
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
-from pytest_tee.measure.result import SCHEMA, ThroughputResult
+from pytest_tee.measure.progress import RoundProgress
 from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
+from pytest_tee.measure.throughput import ThroughputResult
 from pytest_tee.measure.timing import Workload
+from pytest_tee.records import (
+    CheckpointInfo,
+    EngineInfo,
+    HostSnapshot,
+    StoredMeasurement,
+    WorkloadInfo,
+)
 
 if TYPE_CHECKING:
     from pytest_tee.engines.base import EngineFacts, TimedRound
@@ -30,14 +40,15 @@ class MeasureContext:
     default_workload: Workload
     execution_env: Any  # ExecutionEnv
     environment_fingerprint: str
-    host_snapshot: Mapping[str, Any]
+    host_snapshot: HostSnapshot
     default_model: Callable[[], Any]  # -> LoadedModel, loaded only when the test passes no model
     make_prompt: Callable[..., Any]  # -> Prompt (input_ids, attention_mask, sha256, token_count, source)
     benchmark: Callable[[], Any] | None = None  # -> pytest-benchmark's fixture, when that plugin is active
     threads: int | None = None
     gate_check: Callable[[str], GateCheck | None] | None = None  # fullname -> check, when a baseline is loaded
-    progress: Callable[[str], None] | None = None
-    on_result: Callable[[dict[str, Any], ThroughputResult], None] | None = None
+    progress: Callable[[RoundProgress], None] | None = None
+    update_result: Callable[[dict[str, Any]], None] | None = None  # may add fields to the stored JSON in place
+    on_result: Callable[[ThroughputResult], None] | None = None
     fullname: str = ""
 
 
@@ -46,6 +57,8 @@ class TokensPerSecond:
         self._context = context
         self._used = False
         self.result: ThroughputResult | None = None
+        self._checkpoint = ""  # for progress lines
+        self._round_s = 0.0  # the last round's wall time, for the time left
 
     def __call__(
         self,
@@ -93,31 +106,37 @@ class TokensPerSecond:
         gate_check = context.gate_check(context.fullname) if context.gate_check else None
         # Requested only now: a test skipped while loading its model leaves pytest-benchmark untouched.
         bench = context.benchmark() if context.benchmark is not None else None
+        self._checkpoint = str(loaded.describe().get("checkpoint", {}).get("id", ""))
         self._run(runner, log, gate_check, bench)
+        self._report_progress(log, log.measured_rounds[-1] if log.measured_rounds else {}, False, finished=True)
         summaries = log.summaries()
-        record = self._record(loaded, workload, prompt_ids, log, facts, summaries)
+        measurement = self._record(loaded, workload, prompt_ids, log, facts, summaries)
+        if context.update_result is not None:
+            stored = measurement.to_json()
+            context.update_result(stored)
+            measurement = StoredMeasurement.from_json(stored)  # what a hook added is kept, and checked
         result = ThroughputResult(
             metrics=summaries,
-            rounds=len(log.measured_rounds),
-            warmup=len(log.warmup_rounds),
-            workload=record["workload"],
-            samples=record["samples"],
-            warmup_samples=record["warmup_samples"],
-            stop_reason=log.stop_reason or "",
-            execution_env=context.execution_env.name,
-            record=record,
+            rounds=measurement.rounds,
+            warmup=measurement.warmup,
+            workload=measurement.workload.to_json(),
+            samples=measurement.samples,
+            warmup_samples=measurement.warmup_samples,
+            stop_reason=measurement.stop_reason,
+            execution_env=measurement.execution_env,
+            measurement=measurement,
         )
         if context.on_result is not None:
-            context.on_result(record, result)
+            context.on_result(result)
         if bench is not None and not getattr(bench, "disabled", False):
-            bench.extra_info["tee"] = record
+            bench.extra_info["tee"] = measurement.to_json()
         self.result = result
         return result
 
     # ---------------------------------------------------------------------------------------------------------
     def _run(self, runner: TimedRound, log: RoundLog, gate_check: GateCheck | None, bench: Any) -> None:
         plan = log.plan
-        state: dict[str, Any] = {"stopped": False, "started": None}
+        state: dict[str, Any] = {"stopped": False, "started": None, "mark": time.monotonic()}
 
         def setup() -> None:
             if not state["stopped"]:
@@ -134,6 +153,8 @@ class TokensPerSecond:
                 return
             was_warmup = log.in_warmup
             values = log.add(runner.take())
+            now = time.monotonic()
+            self._round_s, state["mark"] = now - state["mark"], now
             self._report_progress(log, values, was_warmup)
             if not was_warmup:
                 elapsed = time.monotonic() - state["started"]
@@ -145,24 +166,39 @@ class TokensPerSecond:
         if bench is not None and not getattr(bench, "disabled", False):
             bench.pedantic(target, setup=setup, teardown=teardown, rounds=plan.cap, warmup_rounds=plan.warmup)
             # pedantic needs its round count up front; rounds after an adaptive stop were no-ops: drop their times.
-            del bench.stats.stats.data[len(log.measured_rounds) :]
+            keep_benchmark_rounds(bench, len(log.measured_rounds))
             return
         while not state["stopped"]:
             setup()
             target()
             teardown()
 
-    def _report_progress(self, log: RoundLog, values: Mapping[str, float], warmup: bool) -> None:
+    def _report_progress(
+        self, log: RoundLog, values: Mapping[str, float], warmup: bool, *, finished: bool = False
+    ) -> None:
         progress = self._context.progress
-        if progress is None:
-            return
         metric = stopping_metric(log.workload)
-        if warmup:
-            label = f"warmup {len(log.warmup_rounds)}/{log.plan.warmup}"
-        else:
-            total = f"{log.plan.rounds}" if not log.plan.adaptive else f"{log.plan.rounds}..{log.plan.cap}"
-            label = f"round {len(log.measured_rounds)}/{total}"
-        progress(f"{label}: {metric} {values[metric]:.2f} tok/s, ttft {values['ttft_s'] * 1e3:.0f} ms")
+        if progress is None or metric not in values:
+            return
+        plan = log.plan
+        done = len(log.warmup_rounds) if warmup else len(log.measured_rounds)
+        rounds_left = (plan.warmup - done + plan.rounds) if warmup else max(0, plan.rounds - done)
+        measured = log.samples(metric)
+        progress(
+            RoundProgress(
+                checkpoint=self._checkpoint,
+                warmup=warmup,
+                done=done,
+                planned=plan.warmup if warmup else plan.rounds,
+                cap=plan.warmup if warmup else plan.cap,
+                metric=metric,
+                value=values[metric],
+                median=statistics.median(measured) if measured and not warmup else None,
+                ttft_s=values.get("ttft_s", 0.0),
+                left_s=rounds_left * self._round_s,  # the last round's time: warmup rounds are often slower
+                finished=finished,
+            )
+        )
 
     def _record(
         self,
@@ -172,52 +208,47 @@ class TokensPerSecond:
         log: RoundLog,
         facts: EngineFacts,
         metrics: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> StoredMeasurement:
         context = self._context
         described = dict(loaded.describe())
-        workload_record = {
-            "prompt_tokens": workload.prompt_tokens,
-            "new_tokens": workload.new_tokens,
-            "batch": workload.batch,
-            "prompt_sha256": prompt.sha256,
-            "prompt_source": prompt.source,
-        }
-        record: dict[str, Any] = {
-            "schema": SCHEMA,
-            "execution_env": context.execution_env.name,
-            "device": described.get("device") or context.execution_env.torch_device,
-            "checkpoint": described["checkpoint"],
-            "weights": described.get("weights", "unknown"),
-            "weights_source": described.get("weights_source", ""),
-            "dtype": described.get("dtype", "unknown"),
-            "dtype_reason": described.get("dtype_reason", ""),
-            "placement": described.get("placement", {}),
-            "workload": workload_record,
-            "threads": facts.settings.get("threads"),
-            "interop_threads": facts.settings.get("interop_threads"),
-            "engine": facts.to_dict(),
-            "rounds": len(log.measured_rounds),
-            "warmup": len(log.warmup_rounds),
-            "stop_reason": log.stop_reason or "",
-            "metrics": {name: summary.to_dict() for name, summary in metrics.items()},
-            "samples": {name: log.samples(name) for name in metrics},
-            "warmup_samples": {name: values for name in metrics if (values := log.samples(name, warmup=True))},
-            "host": dict(context.host_snapshot),
-            "environment_fingerprint": context.environment_fingerprint,
-            "versions": _library_versions(),
-        }
-        record["comparison_key"] = {
-            "execution_env": record["execution_env"],
-            "checkpoint": record["checkpoint"].get("id"),
-            "weights": record["weights"],
-            "dtype": record["dtype"],
-            "threads": record["threads"],
-            **facts.comparison_key(),
-            "workload": {
-                key: workload_record[key] for key in ("prompt_tokens", "new_tokens", "batch", "prompt_sha256")
-            },
-        }
-        return record
+        dtype = described.get("dtype", "unknown")
+        engine = EngineInfo(
+            name=facts.name,
+            quantization=facts.quantization,
+            build=facts.build,
+            settings=facts.settings,
+            key=facts.key,
+            weight_bytes=facts.weight_bytes,
+        )
+        return StoredMeasurement(
+            execution_env=context.execution_env.name,
+            engine=engine,
+            device=described.get("device") or context.execution_env.torch_device,
+            checkpoint=CheckpointInfo.from_json(described["checkpoint"]),
+            weights=described.get("weights", "unknown"),
+            weights_source=described.get("weights_source", ""),
+            dtype=dtype,
+            dtype_reason=described.get("dtype_reason", ""),
+            placement=described.get("placement", {}),
+            workload=WorkloadInfo(
+                prompt_tokens=workload.prompt_tokens,
+                new_tokens=workload.new_tokens,
+                batch=workload.batch,
+                prompt_sha256=prompt.sha256,
+                prompt_source=prompt.source,
+            ),
+            threads=facts.settings.get("threads"),
+            interop_threads=facts.settings.get("interop_threads"),
+            rounds=len(log.measured_rounds),
+            warmup=len(log.warmup_rounds),
+            stop_reason=log.stop_reason or "",
+            metrics={name: summary.to_json() for name, summary in metrics.items()},
+            samples={name: log.samples(name) for name in metrics},
+            warmup_samples={name: values for name in metrics if (values := log.samples(name, warmup=True))},
+            host=context.host_snapshot,
+            environment_fingerprint=context.environment_fingerprint,
+            versions=_library_versions(),
+        )
 
 
 def _positive(name: str, value: int | None, default: int) -> int:
@@ -244,6 +275,8 @@ class PlainModel:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self.dtype: str
+        self.device: str | None
         try:
             first = next(model.parameters())
             self.dtype, self.device = str(first.dtype).removeprefix("torch."), str(first.device)

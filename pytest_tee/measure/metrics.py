@@ -18,6 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
+
+from pytest_tee.records import Summary
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -88,44 +94,7 @@ def round_metrics(times: RoundTimes, *, prompt_tokens: int, new_tokens: int, bat
     return values
 
 
-@dataclass(frozen=True)
-class Summary:
-    """A metric over the measured rounds."""
-
-    median: float
-    mean: float
-    stdev: float
-    p5: float
-    p95: float
-    ci95: tuple[float, float]  # distribution-free 95 % confidence interval of the median
-    ci_level: float  # the interval's exact coverage (below 0.95 when there are fewer than 6 rounds)
-    n: int
-    unit: str
-    higher_is_better: bool
-
-    @property
-    def ci_half_width_pct(self) -> float:
-        """Half the CI width as a percentage of the median (the adaptive stopping criterion)."""
-        if self.median == 0:
-            return float("inf")
-        return (self.ci95[1] - self.ci95[0]) / 2 / abs(self.median) * 100
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "median": self.median,
-            "mean": self.mean,
-            "stdev": self.stdev,
-            "p5": self.p5,
-            "p95": self.p95,
-            "ci95": list(self.ci95),
-            "ci_level": self.ci_level,
-            "n": self.n,
-            "unit": self.unit,
-            "higher_is_better": self.higher_is_better,
-        }
-
-
-def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+def median_ci(samples: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Order-statistic confidence interval of the median: (low, high, exact coverage).
 
     Distribution-free (binomial), so it holds for the skewed distributions timings have. With fewer than 6

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pytest_tee.measure.metrics import METRICS, Summary, round_metrics, summarize
+from pytest_tee.measure.metrics import METRICS, round_metrics, summarize
 from pytest_tee.measure.timing import RoundRecord, Workload
+from pytest_tee.records import Summary
 
 # Decode rate is what users gate on; with a single new token there is no decode phase, so e2e stands in.
 

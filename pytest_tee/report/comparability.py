@@ -70,17 +70,15 @@ def _show(value: Any) -> str:
 def facts(source: Source) -> dict[str, Any]:
     """The facts of one measurement that can change its speed, from its run and its own record."""
     environment = source.saved.run.environment
-    tee = source.measurement.tee
-    fields = environment.get("fingerprint_fields")
-    if not isinstance(fields, Mapping):
-        fields = _fingerprint_fields(environment)
-    host = environment.get("host") if isinstance(environment.get("host"), Mapping) else {}
-    libraries = fields.get("libraries") if isinstance(fields.get("libraries"), Mapping) else {}
-    versions = tee.get("versions") if isinstance(tee.get("versions"), Mapping) else {}
-    placement = tee.get("placement") if isinstance(tee.get("placement"), Mapping) else {}
+    measurement = source.entry.measurement
+    stored_fields = environment.get("fingerprint_fields")
+    fields = stored_fields if isinstance(stored_fields, Mapping) else _fingerprint_fields(environment)
+    host = _mapping(environment.get("host"))
+    libraries = _mapping(fields.get("libraries"))
+    versions = measurement.versions
     return {
-        "threads": tee.get("threads"),
-        "interop_threads": tee.get("interop_threads"),
+        "threads": measurement.threads,
+        "interop_threads": measurement.interop_threads,
         "logical_cpus": fields.get("logical_cpus"),
         "cpu_quota": fields.get("cpu_quota"),
         "cpu_model": fields.get("cpu_model"),
@@ -88,9 +86,9 @@ def facts(source: Source) -> dict[str, Any]:
         "amx": fields.get("amx"),
         "avx512_bf16": fields.get("avx512_bf16"),
         "memory_total_gib": fields.get("memory_total_gib"),
-        "dtype": tee.get("dtype"),
-        "weights": tee.get("weights"),
-        "placement": placement.get("strategy"),
+        "dtype": measurement.dtype,
+        "weights": measurement.weights,
+        "placement": measurement.placement.get("strategy"),
         "torch": versions.get("torch", libraries.get("torch")),
         "transformers": versions.get("transformers", libraries.get("transformers")),
         "clocksource": host.get("clocksource"),
@@ -98,6 +96,10 @@ def facts(source: Source) -> dict[str, Any]:
         "platform": fields.get("platform", environment.get("platform")),
         "gpus": list(fields.get("gpus") or []),
     }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _fingerprint_fields(environment: Mapping[str, Any]) -> Mapping[str, Any]:

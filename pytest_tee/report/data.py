@@ -13,10 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from pytest_tee.errors import InputError
-from pytest_tee.results import Measurement, Run, RunFileError, load_run, run_files
+from pytest_tee.saved_runs import BenchmarkEntry, Run, RunFileError, load_run, run_files
 
 # Column order: the paper's order (CPU-only, CPU-GPU, TEE), then the other TEEs; unknown names sort after these.
 ENVIRONMENT_ORDER = ("cpu", "cuda", "tdx", "tdx-cuda", "sev-snp", "sev-snp-cuda")
@@ -142,9 +141,9 @@ class Workload:
     batch: int | None
 
     @classmethod
-    def of(cls, measurement: Measurement) -> Workload:
-        workload = measurement.workload
-        return cls(_int(workload.get("prompt_tokens")), _int(workload.get("new_tokens")), _int(workload.get("batch")))
+    def of(cls, entry: BenchmarkEntry) -> Workload:
+        workload = entry.measurement.workload
+        return cls(workload.prompt_tokens, workload.new_tokens, workload.batch)
 
     @property
     def label(self) -> str:
@@ -165,10 +164,6 @@ class Workload:
         return {"prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens, "batch": self.batch}
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 @dataclass(frozen=True)
 class RowKey:
     checkpoint: str
@@ -183,7 +178,7 @@ class Source:
     """One measurement of a cell, with the run it came from."""
 
     saved: SavedRun
-    measurement: Measurement
+    entry: BenchmarkEntry
     position: int  # index within its run, so that a later measurement of the same session wins
 
     @property
@@ -191,7 +186,7 @@ class Source:
         return (self.saved.order, self.position)
 
     def describe(self) -> str:
-        return f"{self.saved.label} ({self.saved.when}) {self.measurement.fullname}"
+        return f"{self.saved.label} ({self.saved.when}) {self.entry.fullname}"
 
 
 @dataclass
@@ -204,14 +199,12 @@ def choose_cells(runs: Sequence[SavedRun]) -> dict[RowKey, dict[str, CellChoice]
     """Row key → execution environment → the newest measurement of that cell (and the ones it replaced)."""
     grouped: dict[RowKey, dict[str, list[Source]]] = {}
     for saved in runs:
-        for position, measurement in enumerate(saved.run.measurements):
+        for position, entry in enumerate(saved.run.measurements):
             # transformers' dtype may differ between devices by design (auto: bf16 on a GPU, fp32 on an old CPU):
             # it stays a listed difference beside the ratio. A GGUF's quantization is the model itself: its own row.
-            quant = measurement.quantization if measurement.engine != "transformers" else ""
-            key = RowKey(measurement.checkpoint_id, Workload.of(measurement), measurement.engine, quant)
-            grouped.setdefault(key, {}).setdefault(measurement.execution_env, []).append(
-                Source(saved, measurement, position)
-            )
+            quant = entry.quantization if entry.engine != "transformers" else ""
+            key = RowKey(entry.checkpoint_id, Workload.of(entry), entry.engine, quant)
+            grouped.setdefault(key, {}).setdefault(entry.execution_env, []).append(Source(saved, entry, position))
     cells: dict[RowKey, dict[str, CellChoice]] = {}
     for key, by_env in grouped.items():
         cells[key] = {}

@@ -1,9 +1,10 @@
 """One benchmark across saved runs, in time order, with the runs whose verdict was ``regressed`` marked.
 
 Verdicts come from files written by ``--tee-verdicts`` (a list of Verdict dicts: ``benchmark``, ``metric``,
-``outcome``, …) when given. Without them each run is compared with the previous run holding the benchmark by
-the gate's own rule (``pytest_tee.baseline.gate.decide``, threshold 5 % unless told), so the history shows what
-the gate would have said had each run been gated against the one before it.
+``outcome``, …) when given. Without them each run is compared with the previous run holding the benchmark exactly
+as the gate would have judged it then, with storage holding the runs up to the previous one
+(``baseline.models.decide``: ≥ 3 stored runs of the previous run's fingerprint measure the between-session noise,
+else the cautious single-session model; threshold 5 % unless told).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 
 from pytest_tee.errors import InputError
 from pytest_tee.measure.metrics import METRICS
+from pytest_tee.records import OUTCOMES
 from pytest_tee.report.data import SavedRun
-from pytest_tee.report.stats import Estimate, estimate
+from pytest_tee.stats import Estimate, estimate
 
-OUTCOMES = ("regressed", "improved", "unchanged", "inconclusive")
 DEFAULT_THRESHOLD_PCT = 5.0
 
 
@@ -91,7 +92,6 @@ def build_history(
     metric: str = "decode_tps",
     verdict_files: Sequence[tuple[str | None, Path]] = (),
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
-    seed: int = 0,
 ) -> History:
     fullname = find_benchmark(runs, query)
     points: list[HistoryPoint] = []
@@ -119,7 +119,7 @@ def build_history(
     if verdict_files:
         _apply_verdict_files(history, runs, verdict_files)
     else:
-        _apply_consecutive_rule(history, threshold_pct, seed)
+        _apply_consecutive_rule(history, runs, threshold_pct)
     changed = [point.saved.label for point in points if point.environment_changed]
     if changed:
         history.notes.append(
@@ -129,32 +129,36 @@ def build_history(
     return history
 
 
-def _apply_consecutive_rule(history: History, threshold_pct: float, seed: int) -> None:
-    """Each run against the previous run holding the benchmark, judged by the gate's own rule."""
-    from pytest_tee.baseline.gate import decide
+def _apply_consecutive_rule(history: History, runs: Sequence[SavedRun], threshold_pct: float) -> None:
+    """Each run against the previous run holding the benchmark, judged as ``pytest-tee compare`` judges it."""
+    from pytest_tee.baseline.compare import stored_evidence, stored_history
+    from pytest_tee.baseline.models import Rule, choose_model
 
-    higher = METRICS[history.metric].higher_is_better
-    history.rule = (
-        f"each run against the previous run holding this benchmark, by the gate's rule "
-        f"(pytest_tee.baseline.gate.decide) with a {threshold_pct:g} % threshold: ratio of medians with a "
-        f"bootstrap 95 % CI and a one-sided Mann–Whitney test"
-    )
+    rule = Rule(threshold_pct, METRICS[history.metric].higher_is_better)
+    used: list[str] = []
     for base, head in pairwise(history.points):
-        verdict = decide(
-            history.benchmark,
-            history.metric,
-            base.samples,
-            head.samples,
-            threshold_pct,
-            higher_is_better=higher,
-            seed=seed,
+        base_entry = base.saved.run.by_fullname()[history.benchmark]
+        head_entry = head.saved.run.by_fullname()[history.benchmark]
+        # What storage held when the head session ran: the baseline and the runs before it, newest first.
+        stored = [saved.run for saved in reversed(runs) if saved.order <= base.saved.order]
+        evidence = stored_evidence(
+            base_entry, head_entry, history.metric, stored_history(base.saved.run, head.saved.run, stored)
         )
+        model = choose_model(evidence)
+        verdict = model.decide(evidence, rule)
+        used.append(model.NAME)
         head.outcome = verdict.outcome
         ci = verdict.ci95
         ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if all(math.isfinite(v) for v in ci) else ""
-        head.outcome_detail = f"vs {base.saved.label}: ratio {verdict.ratio:.3f}{ci_text}" + (
+        head.outcome_detail = f"vs {base.saved.label}: ratio {verdict.ratio:.3f}{ci_text} ({model.NAME} model)" + (
             f"; {verdict.note}" if verdict.note else ""
         )
+    models = ", ".join(dict.fromkeys(used)) or "none"
+    history.rule = (
+        f"each run against the previous run holding this benchmark, as the gate judged it then (`pytest-tee compare` "
+        f"with a {threshold_pct:g} % threshold and the runs up to the previous one as stored history; "
+        f"decision model: {models})"
+    )
 
 
 def load_verdicts(path: Path) -> list[Mapping[str, Any]]:

@@ -22,10 +22,9 @@ from pytest_tee.report.data import (
     choose_cells,
     environment_sort_key,
 )
-from pytest_tee.report.formatting import number
 from pytest_tee.report.history import History
 from pytest_tee.report.roofline import Roofline, roofline
-from pytest_tee.report.stats import (
+from pytest_tee.stats import (
     DEFAULT_SEED,
     RESAMPLES,
     Estimate,
@@ -35,6 +34,7 @@ from pytest_tee.report.stats import (
     ratio_of_medians,
     ratio_of_values,
 )
+from pytest_tee.text import number
 
 TABLE_METRICS = ("decode_tps", "e2e_tps", "ttft_s")
 PAPER_MEAN_GPU_CPU = 12.0
@@ -123,15 +123,15 @@ class Cell:
 
     @property
     def dtype(self) -> str | None:
-        return self.source.measurement.tee.get("dtype")
+        return self.source.entry.measurement.dtype
 
     @property
     def weights(self) -> str | None:
-        return self.source.measurement.tee.get("weights")
+        return self.source.entry.measurement.weights
 
     @property
     def threads(self) -> int | None:
-        return self.source.measurement.tee.get("threads")
+        return self.source.entry.measurement.threads
 
 
 @dataclass
@@ -263,8 +263,8 @@ def _row_order(key: RowKey, by_env: Mapping[str, CellChoice]) -> tuple[int, str,
 
 def _parameters(key: RowKey, by_env: Mapping[str, CellChoice]) -> int | None:
     for choice in by_env.values():
-        if choice.chosen.measurement.parameters:
-            return choice.chosen.measurement.parameters
+        if choice.chosen.entry.parameters:
+            return choice.chosen.entry.parameters
     try:
         from pytest_tee.checkpoints import catalogue
 
@@ -300,10 +300,10 @@ def _row(
 
 
 def _cell(env: str, choice: CellChoice, key: RowKey, parameters: int | None, metric: str, bandwidth: Bandwidth) -> Cell:
-    measurement = choice.chosen.measurement
+    entry = choice.chosen.entry
     estimates: dict[str, Estimate] = {}
     for name in dict.fromkeys((*TABLE_METRICS, metric)):
-        found = estimate(name, measurement.samples(name), measurement.metrics.get(name))
+        found = estimate(name, entry.samples(name), entry.metrics.get(name))
         if found is not None:
             estimates[name] = found
     cell = Cell(env, choice.chosen, choice.superseded, estimates)
@@ -317,13 +317,11 @@ def _cell(env: str, choice: CellChoice, key: RowKey, parameters: int | None, met
         cell.roofline, cell.roofline_missing = roofline(
             checkpoint_id=key.checkpoint,
             parameters=parameters,
-            dtype=measurement.tee.get("dtype"),
+            dtype=entry.measurement.dtype,
             workload=key.workload,
             # transformers keeps the parameters × dtype arithmetic (input embedding excluded); GGUF engines record
             # the tensor bytes a decode step reads, since quantized weights have no whole bytes per weight.
-            weight_bytes=(measurement.tee.get("engine") or {}).get("weight_bytes")
-            if key.engine != "transformers"
-            else None,
+            weight_bytes=entry.measurement.engine.weight_bytes if key.engine != "transformers" else None,
             quantization=key.quantization,
             decode_tps=decode.median,
             decode_ci95=decode.ci95,
@@ -334,8 +332,8 @@ def _cell(env: str, choice: CellChoice, key: RowKey, parameters: int | None, met
 
 
 def _ratio(top: Cell, bottom: Cell, metric: str, *, seed: int, name: str) -> RatioEstimate | None:
-    top_samples = top.source.measurement.samples(metric)
-    bottom_samples = bottom.source.measurement.samples(metric)
+    top_samples = top.source.entry.samples(metric)
+    bottom_samples = bottom.source.entry.samples(metric)
     if top_samples and bottom_samples:
         return ratio_of_medians(top_samples, bottom_samples, seed=seed, name=name)
     a, b = top.estimates.get(metric), bottom.estimates.get(metric)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from pytest_tee.errors import InputError
 from pytest_tee.files import write_atomic
-from pytest_tee.report.formatting import number
 from pytest_tee.report.history import History
 from pytest_tee.report.model import PAPER_MEAN_GPU_CPU, RatioKind, Report, Row
+from pytest_tee.text import number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

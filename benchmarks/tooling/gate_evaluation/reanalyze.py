@@ -5,14 +5,14 @@ arm A is the code as it is, arm B decodes ~10 % slower). Nothing is measured her
 sessions' stored rounds, judged by pytest-tee's own functions (``pytest_tee.baseline.sessions``), with
 pytest-benchmark's ``--benchmark-compare-fail=median:5%`` beside it where it applies. Three ways of judging:
 
-(a) one session a side, nothing stored: the fallback rule (``decide_stored`` without history). Pairs as in
+(a) one session a side, nothing stored: the fallback rule (``models.decide`` without history). Pairs as in
     ``run.py``: per block the two A sessions and the two B sessions (null: same code), and each A with its
     neighbouring B (A the base). Each session is used once per family. Also every ordered pair of same-arm
     sessions, however far apart in time (a stored baseline from earlier), as a harsher check.
-(b) a head session against stored runs (``decide_stored`` with history): the baseline is the latest A session
+(b) a head session against stored runs (``models.decide`` with history): the baseline is the latest A session
     before the head, the history the m (5 or 10) latest A sessions before it, the baseline included. Heads: every
     A session with m A sessions before it (null), every B session with m A sessions before it (detection).
-(c) ABBA blocks (``decide_blocks``): k of the 50 real blocks drawn at random (detection), or k of 50 null blocks
+(c) ABBA blocks (``models.blocks``): k of the 50 real blocks drawn at random (detection), or k of 50 null blocks
     — two neighbouring real blocks give one per arm: that arm's four sessions in time order, the 1st and 4th as
     base, the 2nd and 3rd as head. Draws overlap (50 blocks only), so the rates are estimates; their uncertainty
     comes from the 50 blocks themselves, so the interval is ±1.96 jackknife standard errors (leave one block out).
@@ -118,41 +118,38 @@ def pb_fails(base: Session, head: Session, rounds: int) -> bool:
 
 
 def stored_verdict(base: Session, head: Session, rounds: int, history: Sequence[Session] = ()) -> Any:
-    from pytest_tee.baseline.sessions import decide_stored
+    from pytest_tee.baseline.models import Evidence, Rule, decide
 
-    return decide_stored(
+    evidence = Evidence(
         "decode",
         METRIC,
-        base["decode_tps"][:rounds],
-        head["decode_tps"][:rounds],
-        THRESHOLD_PCT,
-        higher_is_better=True,
+        base=base["decode_tps"][:rounds],
+        head=head["decode_tps"][:rounds],
         history=[s["decode_tps"][:rounds] for s in history],
-        alpha=ALPHA,
     )
+    return decide(evidence, Rule(THRESHOLD_PCT, True, ALPHA))
 
 
 def spread_alone_verdict(base: Session, head: Session, rounds: int, history: Sequence[Session]) -> Any:
     """The history rule as first proposed: the stored runs' spread alone (SE = SD · √2, m − 1 df), without the
     floor ``decide_history`` puts under it from the two sessions' own rounds. For comparison only.
     """
-    from pytest_tee.baseline.sessions import _t_verdict, log_level
+    from pytest_tee.baseline.models import Evidence, Rule, history
+    from pytest_tee.baseline.models.sessions import log_level, t_verdict
+    from pytest_tee.records import ModelDetail
 
     levels = [log_level(s["decode_tps"][:rounds]) for s in history]
-    return _t_verdict(
-        "decode",
-        METRIC,
+    return t_verdict(
+        Evidence("decode", METRIC),
+        Rule(THRESHOLD_PCT, True, ALPHA),
         statistics.median(base["decode_tps"][:rounds]),
         statistics.median(head["decode_tps"][:rounds]),
         estimate=log_level(head["decode_tps"][:rounds]) - log_level(base["decode_tps"][:rounds]),
         se=statistics.stdev(levels) * math.sqrt(2.0),
         df=len(levels) - 1,
-        alpha=ALPHA,
-        method="history, stored spread alone",
-        threshold_pct=THRESHOLD_PCT,
-        higher_is_better=True,
         model="history",
-        sessions_base=len(levels),
+        detail=ModelDetail(method="history, stored spread alone", sessions_base=len(levels)),
+        hint_rule=history.hint,
     )
 
 
@@ -299,23 +296,18 @@ def block_rates(sessions: Sequence[Session], rounds: int, draws: int, seed: int)
 
 
 def _check_against_decide_blocks(blocks: Sequence[list[Session]], picks: Any, expected: Any, rounds: int) -> None:
-    from pytest_tee.baseline.sessions import decide_blocks
+    from pytest_tee.baseline.models import Evidence, Rule
+    from pytest_tee.baseline.models import blocks as blocks_model
 
     for chosen, regressed in zip(picks, expected, strict=True):
-        verdict = decide_blocks(
-            "decode",
-            METRIC,
-            [
-                (
-                    [s["decode_tps"][:rounds] for s in blocks[index] if s["arm"] == "A"],
-                    [s["decode_tps"][:rounds] for s in blocks[index] if s["arm"] == "B"],
-                )
-                for index in chosen
-            ],
-            THRESHOLD_PCT,
-            higher_is_better=True,
-            alpha=ALPHA,
-        )
+        sessions = [
+            (
+                [s["decode_tps"][:rounds] for s in blocks[index] if s["arm"] == "A"],
+                [s["decode_tps"][:rounds] for s in blocks[index] if s["arm"] == "B"],
+            )
+            for index in chosen
+        ]
+        verdict = blocks_model.decide(Evidence("decode", METRIC, blocks=sessions), Rule(THRESHOLD_PCT, True, ALPHA))
         if (verdict.outcome == "regressed") != bool(regressed):
             raise SystemExit(f"vectorised block rule disagrees with decide_blocks on blocks {list(chosen)}")
 

@@ -388,9 +388,9 @@ def judge(pairs: Sequence[Pair], sessions: dict[str, Session], analysis: Analysi
                 "outcome": verdict.outcome,
                 "ratio": verdict.ratio,
                 "ci95": list(verdict.ci95),
-                "p_value": verdict.p_value,
-                "n_base": verdict.n_base,
-                "n_head": verdict.n_head,
+                "p_value": verdict.detail.p_value,
+                "n_base": verdict.detail.n_base,
+                "n_head": verdict.detail.n_head,
             }
         )
         if analysis.sessions == 1:  # pytest-benchmark compares one stored run with the current session
@@ -404,7 +404,7 @@ def judge(pairs: Sequence[Pair], sessions: dict[str, Session], analysis: Analysi
 
 def pooled_run(documents: Sequence[dict[str, Any]], rounds: int) -> Any:
     """The first session's run with the decode samples of all of them (their first ``rounds`` rounds each)."""
-    from pytest_tee.results import run_from_document
+    from pytest_tee.saved_runs import run_from_document
 
     document = copy.deepcopy(documents[0])
     tee = document["benchmarks"][0]["extra_info"]["tee"]

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_tee.measure.metrics import Summary
-
-SCHEMA = 1
+from pytest_tee.records import StoredMeasurement, Summary
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class ThroughputResult:
     warmup_samples: Mapping[str, list[float]] = field(default_factory=dict)
     stop_reason: str = ""
     execution_env: str = ""
-    record: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the stored extra_info["tee"]
+    measurement: StoredMeasurement | None = field(default=None, repr=False)  # stored as extra_info["tee"]
 
     def __getitem__(self, metric: str) -> Summary:
         try:

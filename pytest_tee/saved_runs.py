@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tee.errors import InputError
+from pytest_tee.records import RecordError, StoredMeasurement
 
-SCHEMA = 1
 RUN_FILE_PATTERN = re.compile(r"^\d{4}_.*\.json$")  # pytest-benchmark storage: NNNN_<name>.json
 
 
@@ -26,56 +26,55 @@ class RunFileError(InputError):
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """One benchmark of a saved run: pytest's node id plus what ``tokens_per_second`` recorded."""
+class BenchmarkEntry:
+    """One benchmark of a run: pytest's node id and what ``tokens_per_second`` recorded for it."""
 
     fullname: str
     name: str
     params: Mapping[str, Any] | None
-    tee: Mapping[str, Any]  # extra_info["tee"]
+    measurement: StoredMeasurement
 
     @property
     def execution_env(self) -> str:
-        return str(self.tee.get("execution_env", "unknown"))
+        return self.measurement.execution_env
 
     @property
     def checkpoint_id(self) -> str:
-        return str(self.tee.get("checkpoint", {}).get("id", "unknown"))
+        return self.measurement.checkpoint.id
 
     @property
     def parameters(self) -> int | None:
-        value = self.tee.get("checkpoint", {}).get("parameters")
-        return int(value) if isinstance(value, (int, float)) else None
-
-    @property
-    def workload(self) -> Mapping[str, Any]:
-        return self.tee.get("workload", {})
+        return self.measurement.checkpoint.parameters
 
     @property
     def metrics(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.tee.get("metrics", {})
+        return self.measurement.metrics
 
     def samples(self, metric: str) -> list[float]:
-        return [float(value) for value in self.tee.get("samples", {}).get(metric, [])]
+        return self.measurement.sample_values(metric)
 
     @property
     def comparison_key(self) -> Mapping[str, Any]:
-        key = self.tee.get("comparison_key", {})
-        if not key or "engine" in key:
-            return key
-        # Stored before engines were a dimension: transformers, its dtype the precision, no engine settings.
-        return {**key, "engine": "transformers", "quantization": key.get("dtype"), "engine_settings": {}}
+        return self.measurement.comparison_key
 
     @property
     def engine(self) -> str:
         """The engine that measured this (results stored before engines were a dimension: transformers)."""
-        return str(self.tee.get("engine", {}).get("name", "transformers"))
+        return self.measurement.engine.name
 
     @property
     def quantization(self) -> str:
         """How the weights were stored as measured (a dtype for transformers, a GGUF type for llama.cpp)."""
-        engine = self.tee.get("engine", {})
-        return str(engine.get("quantization") or self.tee.get("dtype", "unknown"))
+        return str(self.measurement.engine.quantization or self.measurement.dtype or "unknown")
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a ``benchmarks[]`` item of a pytest-benchmark document (pytest-tee's part only)."""
+        return {
+            "name": self.name,
+            "fullname": self.fullname,
+            "params": dict(self.params) if self.params is not None else None,
+            "extra_info": {"tee": self.measurement.to_json()},
+        }
 
 
 @dataclass(frozen=True)
@@ -84,10 +83,10 @@ class Run:
 
     label: str
     path: Path | None
-    environment: Mapping[str, Any]  # machine_info["tee"], the Environment record
+    environment: Mapping[str, Any]  # the Environment record (see environment_record)
     datetime: str
     commit: Mapping[str, Any]
-    measurements: tuple[Measurement, ...]
+    measurements: tuple[BenchmarkEntry, ...]
     document: Mapping[str, Any] = field(repr=False)
     skipped_benchmarks: tuple[str, ...] = ()  # benchmarks in the file without pytest-tee data
 
@@ -99,7 +98,7 @@ class Run:
     def tee(self) -> str:
         return str(self.environment.get("tee", "unknown"))
 
-    def by_fullname(self) -> dict[str, Measurement]:
+    def by_fullname(self) -> dict[str, BenchmarkEntry]:
         return {measurement.fullname: measurement for measurement in self.measurements}
 
 
@@ -133,7 +132,7 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
     machine_info = document.get("machine_info")
     if not isinstance(machine_info, dict):
         raise RunFileError(f"{where}: not a pytest-benchmark run (no 'machine_info')")
-    measurements: list[Measurement] = []
+    measurements: list[BenchmarkEntry] = []
     skipped: list[str] = []
     for index, bench in enumerate(document["benchmarks"]):
         if not isinstance(bench, dict) or "fullname" not in bench:
@@ -142,23 +141,29 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
         if not isinstance(tee, dict):
             skipped.append(str(bench["fullname"]))
             continue
-        _check_measurement(where, bench["fullname"], tee)
+        try:
+            measurement = StoredMeasurement.from_json(tee)
+        except RecordError as exc:
+            raise RunFileError(f"{where}: {bench['fullname']}: {exc}") from None
         measurements.append(
-            Measurement(
+            BenchmarkEntry(
                 fullname=str(bench["fullname"]),
                 name=str(bench.get("name", bench["fullname"])),
                 params=bench.get("params"),
-                tee=tee,
+                measurement=measurement,
             )
         )
-    environment = machine_info.get("tee")
+    environment = environment_record(document)
     if not measurements:
         raise RunFileError(
             f"{where}: has no pytest-tee measurements (benchmarks without extra_info['tee']); "
             "record runs with the tokens_per_second fixture"
         )
     if not isinstance(environment, dict):
-        raise RunFileError(f"{where}: has pytest-tee measurements but no machine_info['tee'] environment record")
+        raise RunFileError(
+            f"{where}: has pytest-tee measurements but no environment record "
+            "(pytest_tee['environment'] or machine_info['tee'])"
+        )
     return Run(
         label=label or (path.stem if path is not None else "results"),
         path=path,
@@ -171,13 +176,14 @@ def run_from_document(document: Any, *, path: Path | None = None, label: str | N
     )
 
 
-def _check_measurement(where: str, fullname: str, tee: Mapping[str, Any]) -> None:
-    schema = tee.get("schema")
-    if schema != SCHEMA:
-        raise RunFileError(f"{where}: {fullname}: pytest-tee schema {schema!r}, this version reads schema {SCHEMA}")
-    for key in ("metrics", "samples", "execution_env", "checkpoint", "workload"):
-        if key not in tee:
-            raise RunFileError(f"{where}: {fullname}: pytest-tee data lacks {key!r}")
+def environment_record(document: Mapping[str, Any]) -> Any:
+    """The full environment record of a saved run: ``pytest_tee["environment"]`` (since 0.2), else the record
+    runs saved by 0.1 kept in ``machine_info["tee"]``; None when neither is there."""
+    section = document.get("pytest_tee")
+    if isinstance(section, dict) and isinstance(section.get("environment"), dict):
+        return section["environment"]
+    machine_info = document.get("machine_info")
+    return machine_info.get("tee") if isinstance(machine_info, dict) else None
 
 
 def run_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -1,4 +1,5 @@
-"""The report's statistics: medians with their CI, ratios of medians with a seeded bootstrap CI, and their means.
+"""The statistics of pytest-tee: medians with their CI, ratios of medians with a seeded bootstrap CI, their means,
+and the rank test of the rounds model.
 
 Each ratio gets its own random stream, derived from the seed and the ratio's name, so adding a run to a report
 does not move the CIs of the rows it does not touch, and the same inputs always give the same report.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,19 +82,21 @@ def stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def bootstrap_medians(samples: Sequence[float], rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
-    data = np.asarray(samples, dtype=float)
-    indices = rng.integers(0, data.size, size=(resamples, data.size))
-    return np.median(data[indices], axis=1)
+def _median_ratio(top: np.ndarray, bottom: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.median(top, axis=axis) / np.median(bottom, axis=axis)
 
 
 def ratio_of_medians(
-    numerator: Sequence[float], denominator: Sequence[float], *, seed: int, name: str, resamples: int = RESAMPLES
+    numerator: Iterable[float], denominator: Iterable[float], *, seed: int, name: str, resamples: int = RESAMPLES
 ) -> RatioEstimate | None:
-    """Ratio of the two medians; the CI resamples each side independently (they are separate sessions).
+    """Ratio of the two medians with a percentile-bootstrap 95 % CI (``scipy.stats.bootstrap``): each side is
+    resampled on its own (they are separate sets of rounds). The replicates are kept to bootstrap means of ratios.
 
     With fewer than two rounds on a side there is nothing to resample: the ratio comes without a CI.
     """
+    from scipy.stats import bootstrap
+
     top = np.asarray([v for v in numerator if math.isfinite(v)], dtype=float)
     bottom = np.asarray([v for v in denominator if math.isfinite(v)], dtype=float)
     if top.size == 0 or bottom.size == 0 or np.median(bottom) == 0:
@@ -101,15 +104,31 @@ def ratio_of_medians(
     value = float(np.median(top) / np.median(bottom))
     if top.size < 2 or bottom.size < 2:
         return RatioEstimate(value, None, None)
-    rng = stream(seed, name)
-    top_medians = bootstrap_medians(top, rng, resamples)
-    bottom_medians = bootstrap_medians(bottom, rng, resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        replicates = top_medians / bottom_medians
+    result = bootstrap(
+        (top, bottom),
+        _median_ratio,
+        n_resamples=resamples,
+        paired=False,
+        vectorized=True,
+        method="percentile",
+        confidence_level=CI_LEVEL,
+        rng=stream(seed, name),
+    )
+    replicates = np.asarray(result.bootstrap_distribution)
     replicates = replicates[np.isfinite(replicates)]
     if replicates.size == 0:
         return RatioEstimate(value, None, None)
     return RatioEstimate(value, percentile_ci(replicates), replicates)
+
+
+def mann_whitney_p(base: Iterable[float], head: Iterable[float], *, head_lower: bool) -> float:
+    """One-sided Mann–Whitney U p-value that head's values are lower (``head_lower``) or higher than base's.
+
+    scipy picks the exact null distribution for small samples without ties, else the normal approximation.
+    """
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(head, base, alternative="less" if head_lower else "greater").pvalue)
 
 
 def ratio_of_values(numerator: float, denominator: float) -> RatioEstimate | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_tee.environment import kernel_log, sev, tdx, tsm
@@ -96,7 +97,7 @@ def header_line(environment: Environment) -> str:
     return "; ".join(parts)
 
 
-def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
     if not rows:
         return []
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
@@ -112,12 +113,15 @@ def _host_rows(host: dict[str, Any]) -> list[tuple[str, str]]:
     numa = host.get("numa") or {}
     cgroup = host.get("cgroup") or {}
     features = [name for name in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2") if cpu.get(name)]
+    # None means /proc/cpuinfo was not read (a partial sysroot): unknown, which is not "no AMX".
+    unknown = not features and any(cpu.get(name) is None for name in ("amx", "avx512f"))
+    absent = "CPU features unknown (no /proc/cpuinfo)" if unknown else "no AMX/AVX-512"
     cores = f", {cpu['physical_cores']} cores" if cpu.get("physical_cores") else ""
     rows = [
         (
             "cpu",
             f"{cpu.get('brand') or 'unknown'} ({cpu.get('vendor') or '?'}), {cpu.get('logical_cpus') or '?'} "
-            f"logical{cores}; {' '.join(features) or 'no AMX/AVX-512'}",
+            f"logical{cores}; {' '.join(features) or absent}",
         ),
         ("affinity", f"{cpu.get('affinity')} ({cpu.get('usable_cpus')} CPUs)" if cpu.get("affinity") else "unknown"),
         (

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_tee.baseline.compare import Comparison
-from pytest_tee.baseline.gate import Verdict
-from pytest_tee.baseline.sessions import FALLBACK_NOISE_RATIO
-from pytest_tee.measure.table import format_table
-from pytest_tee.report.formatting import number
-from pytest_tee.results import Run
+from pytest_tee.baseline.models.sessions import FALLBACK_NOISE_RATIO
+from pytest_tee.records import Verdict
+from pytest_tee.saved_runs import Run
+from pytest_tee.text import Table, markdown_table, md_escape, number, text_table
 
 VERDICTS_SCHEMA = 1
 NAME_WIDTH = 60
@@ -76,16 +75,17 @@ def _change_cell(verdict: Verdict) -> str:
 
 def _verdict_cell(verdict: Verdict) -> str:
     text = f"{_MARKS.get(verdict.outcome, '')} {verdict.outcome}".strip()
-    if verdict.outcome == "inconclusive" and verdict.rounds_hint:
-        if verdict.hint_unit == "ab blocks":
-            text += f" (ab --blocks {verdict.rounds_hint})"
+    hint = verdict.hint
+    if verdict.outcome == "inconclusive" and hint is not None:
+        if hint.unit == "ab blocks":
+            text += f" (ab --blocks {hint.count})"
         else:
-            text += f" (+{verdict.rounds_hint} {verdict.hint_unit})"
+            text += f" (+{hint.count} {hint.unit})"
     return text
 
 
 def _rows(comparison: Comparison, short: dict[str, str]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for verdict in comparison.verdicts:
         unit = _unit(verdict.metric)
         rows.append(
@@ -129,9 +129,9 @@ _MODEL_LEGEND = {
 
 
 def legend(comparison: Comparison) -> list[str]:
-    tested = sum(1 for verdict in comparison.verdicts if verdict.p_value is not None)
+    tested = sum(1 for verdict in comparison.verdicts if verdict.detail.p_value is not None)
     family = f", Holm-corrected over {tested} comparisons" if tested > 1 else ""
-    models = list(dict.fromkeys(verdict.model for verdict in comparison.verdicts if verdict.p_value is not None))
+    models = list(dict.fromkeys(verdict.model for verdict in comparison.verdicts if verdict.detail.p_value is not None))
     return [
         "✗ regressed: worse than base by more than the limit, with confidence: the 95 % CI of head/base excludes 1 "
         f"and a one-sided test gives p ≤ {comparison.alpha:g}{family}",
@@ -191,7 +191,7 @@ def summary_line(comparison: Comparison) -> str:
 
 def render_text(comparison: Comparison, *, title: str = "pytest-tee gate") -> str:
     prefix, short = short_names([verdict.benchmark for verdict in comparison.verdicts])
-    table = format_table(COLUMNS, _rows(comparison, short))
+    table = text_table(Table.aligned(COLUMNS, _rows(comparison, short))).splitlines()
     lines = [f"{title}: {summary_line(comparison)}", *_context_lines(comparison, prefix), "", *table, ""]
     lines += [f"note: {line}" for line in _notes(comparison, short)]
     lines += legend(comparison)
@@ -201,19 +201,13 @@ def render_text(comparison: Comparison, *, title: str = "pytest-tee gate") -> st
 def render_markdown(comparison: Comparison, *, title: str = "pytest-tee gate") -> str:
     prefix, short = short_names([verdict.benchmark for verdict in comparison.verdicts])
     lines = [f"### {title}: {summary_line(comparison)}", ""]
-    lines += [f"- {_md_escape(line)}" for line in _context_lines(comparison, prefix)]
-    lines += ["", "| " + " | ".join(name for name, _ in COLUMNS) + " |"]
-    lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in COLUMNS) + "|")
-    lines += ["| " + " | ".join(_md_escape(cell) for cell in row) + " |" for row in _rows(comparison, short)]
+    lines += [f"- {md_escape(line)}" for line in _context_lines(comparison, prefix)]
+    lines += ["", markdown_table(Table.aligned(COLUMNS, _rows(comparison, short)))]
     notes = _notes(comparison, short)
     if notes:
-        lines += ["", *(f"- {_md_escape(note)}" for note in notes)]
-    lines += ["", "<sub>" + "<br>".join(_md_escape(line) for line in legend(comparison)) + "</sub>", ""]
+        lines += ["", *(f"- {md_escape(note)}" for note in notes)]
+    lines += ["", "<sub>" + "<br>".join(md_escape(line) for line in legend(comparison)) + "</sub>", ""]
     return "\n".join(lines)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def verdicts_document(comparison: Comparison, *, fail_inconclusive: bool = False) -> dict[str, Any]:
@@ -227,7 +221,7 @@ def verdicts_document(comparison: Comparison, *, fail_inconclusive: bool = False
         "counts": comparison.counts(),
         "fail_inconclusive": fail_inconclusive,
         "exit_code": comparison.exit_code(fail_inconclusive),
-        "verdicts": [verdict.to_dict() for verdict in comparison.verdicts],
+        "verdicts": [verdict.to_json() for verdict in comparison.verdicts],
         "mismatches": [
             {
                 "scope": mismatch.scope,

@@ -156,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
             metric=args.metric,
             verdict_files=parse_verdict_args(args.verdicts),
             threshold_pct=args.history_threshold,
-            seed=args.seed,
         )
 
     text = _render(report, fmt)
@@ -173,15 +172,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render(report: Report, fmt: str) -> str:
-    from pytest_tee.report import render
+    from pytest_tee.report import report_output
 
     if fmt == "json":
-        return render.to_json(report)
+        return report_output.to_json(report)
     if fmt == "md":
-        return render.to_markdown(report)
+        return report_output.to_markdown(report)
     if fmt == "html":
-        return render.to_html(report, *_html_images(report))
-    return render.to_text(report)
+        return report_output.to_html(report, *_html_images(report))
+    return report_output.to_text(report)
 
 
 def _write(option: str, path: Path, write: Callable[[], T]) -> T:

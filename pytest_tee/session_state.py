@@ -2,42 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_tee.confidential import confidential
-from pytest_tee.environment.record import Environment, ExecutionEnv
-from pytest_tee.settings import Settings
+if TYPE_CHECKING:  # imported when used: every pytest session loads this module, most never detect
+    from pytest_tee.environment.record import Environment, ExecutionEnv
+    from pytest_tee.records import HostSnapshot
+    from pytest_tee.saved_runs import BenchmarkEntry
+    from pytest_tee.settings import Settings
 
 
 @dataclass
-class MeasuredResult:
-    """A measurement of this session, as the session table and the gate need it."""
+class Detected:
+    """What detection gives a session: the environment and what follows from it for collection and the header."""
 
-    nodeid: str
-    record: dict[str, Any]
+    environment: Environment
+    execution_envs: list[ExecutionEnv]
+    unavailable_devices: dict[str, str]
+    posture: list[Any] = field(default_factory=list)  # attestation.posture.PostureNote, for header and summary
 
 
 @dataclass
 class TeeSession:
+    """pytest-tee's state for one session. Detection runs on first use, so a session that uses nothing of
+    pytest-tee (no fixture, marker or option) never detects: installed beside other suites, it costs them nothing.
+    """
+
     settings: Settings
-    environment: Environment
-    execution_envs: list[ExecutionEnv]
-    unavailable_devices: dict[str, str]
+    detector: Callable[[], Detected]
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
-    results: list[MeasuredResult] = field(default_factory=list)
+    results: list[BenchmarkEntry] = field(default_factory=list)
     bandwidth: dict[str, Any] | None = None
     attestation: dict[str, Any] | None = None  # the block bound to this session's saved results
-    posture: list[Any] = field(default_factory=list)  # attestation.posture.PostureNote, for header and summary
     baseline: Any = None  # baseline.session.BaselineChoice, chosen at start when gating
     gate: Any = None  # baseline.session.GateReport, after the session
     measuring_items: int = 0  # collected tests that use tokens_per_second (the gate's family size)
+    header_shown: bool = False  # the environment header lines went out (at start, or after collection)
+    _detected: Detected | None = None
     _models: Any = None
     _attestor: Any = None
+
+    # ---------------------------------------------------------------------------------------------------------
+    @property
+    def detected(self) -> bool:
+        return self._detected is not None
+
+    def detection(self) -> Detected:
+        if self._detected is None:
+            self._detected = self.detector()
+        return self._detected
+
+    @property
+    def environment(self) -> Environment:
+        return self.detection().environment
+
+    @property
+    def execution_envs(self) -> list[ExecutionEnv]:
+        return self.detection().execution_envs
+
+    @property
+    def unavailable_devices(self) -> dict[str, str]:
+        return self.detection().unavailable_devices
+
+    @property
+    def posture(self) -> list[Any]:
+        return self.detection().posture
 
     # ---------------------------------------------------------------------------------------------------------
     @property
@@ -58,24 +91,15 @@ class TeeSession:
 
     @property
     def cpu_flags(self) -> list[str]:
-        return list(self.environment.host.get("cpu", {}).get("flags", ()))
+        return list(self.environment.facts.cpu_flags)
 
     def release_models(self) -> None:
         if self._models is not None:
             self._models.clear()
 
-    def host_snapshot(self) -> dict[str, Any]:
+    def host_snapshot(self) -> HostSnapshot:
         """The host facts stored with every result, so one result read alone says where it was measured."""
-        host = self.environment.host
-        return {
-            "cpu_quota": host.get("cgroup", {}).get("cpu_quota"),
-            "numa_nodes": host.get("numa", {}).get("nodes"),
-            "clocksource": host.get("clocksource"),
-            "unaccepted_bytes": host.get("memory", {}).get("unaccepted_bytes"),
-            "logical_cpus": host.get("cpu", {}).get("logical_cpus"),
-            "cpu_model": host.get("cpu", {}).get("brand"),
-            "tee": self.environment.tee,
-        }
+        return self.environment.facts.snapshot(self.environment.tee)
 
     def baseline_line(self) -> str:
         """Which stored run this session will be judged against, said up front."""
@@ -88,23 +112,26 @@ class TeeSession:
         return f"baseline {where} ({run.datetime[:19]}), failing on drops beyond {rules}"
 
     # --------------------------------------------------------------------------------------------- the end
-    def judge(self, hook: Any) -> int:
-        """Run the gate over this session's results (when gating); the exit code it asks for (0 = no objection)."""
+    def judge(self, hook: Any, test_args: Sequence[str] = ()) -> int:
+        """Run the gate over this session's results (when gating); the exit code it asks for (0 = no objection).
+
+        ``test_args``: the session's test paths, for the command an inconclusive verdict suggests.
+        """
         if not self.settings.gating:
             return 0
-        from pytest_tee.baseline.session import run_gate
-        from pytest_tee.results import run_from_document
+        from pytest_tee.baseline.session_gate import run_gate
+        from pytest_tee.saved_runs import run_from_document
 
         head = run_from_document(self.results_document(), label="this session") if self.results else None
-        self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook)
+        self.gate = run_gate(head, self.settings, self.baseline, decide_hook=hook, test_args=test_args)
         return int(self.gate.exit_code)
 
     def summary_lines(self) -> list[tuple[str, dict[str, bool]]]:
         """What the terminal summary shows after pytest's own sections: (line, markup) pairs."""
-        from pytest_tee.measure.table import session_table
-
         lines: list[tuple[str, dict[str, bool]]] = []
         if self.results:
+            from pytest_tee.measure.session_table import session_table
+
             lines.append(("=" + " pytest-tee: tokens/s", {}))
             lines.extend((line, {}) for line in session_table(self.results))
         if self.bandwidth is not None:
@@ -119,7 +146,7 @@ class TeeSession:
 
     def summary_markdown(self) -> str:
         """The same as markdown, for --tee-summary and $GITHUB_STEP_SUMMARY (no prompt text: there is none here)."""
-        from pytest_tee.measure.table import markdown_table
+        from pytest_tee.measure.session_table import session_markdown
 
         parts = [
             "## pytest-tee",
@@ -128,7 +155,7 @@ class TeeSession:
             "",
         ]
         if self.results:
-            parts += [markdown_table(self.results), ""]
+            parts += [session_markdown(self.results), ""]
         if self.bandwidth is not None:
             parts += [self._bandwidth_line(), ""]
         if self.gate is not None:
@@ -165,12 +192,12 @@ class TeeSession:
 
     def write_summaries(self) -> None:
         """--tee-summary (replaced atomically) and $GITHUB_STEP_SUMMARY (appended, as GitHub expects)."""
+        if not (self.results or self.gate is not None):
+            return
         import os
 
         from pytest_tee.files import append_text, write_atomic
 
-        if not (self.results or self.gate is not None):
-            return
         markdown = self.summary_markdown()
         if self.settings.summary is not None:
             write_atomic(self.settings.summary, markdown)
@@ -181,41 +208,31 @@ class TeeSession:
     def results_document(self) -> dict[str, Any]:
         """This session's results in the saved-run layout, for the gate (nothing is written)."""
         return {
-            "machine_info": {"tee": self.environment.to_dict()},
+            "machine_info": {"tee": self.environment.identity()},
+            "pytest_tee": {"environment": self.environment.to_dict(), "session_started": self.started},
             "commit_info": {},
             "datetime": self.started,
-            "benchmarks": [
-                {"name": r.nodeid.rsplit("::", 1)[-1], "fullname": r.nodeid, "extra_info": {"tee": r.record}}
-                for r in self.results
-            ],
+            "benchmarks": [entry.to_json() for entry in self.results],
         }
 
 
-def start_session(config: pytest.Config, settings: Settings) -> TeeSession:
-    """Detect (through the hooks), check the --tee claim, and prepare everything tests will need."""
-    from pytest_tee.environment import execution_envs, fingerprint_of
-    from pytest_tee.environment.detection import check_claim, unavailable_devices
+def start_session(config: pytest.Config, settings: Settings, *, handed_over: str | None = None) -> TeeSession:
+    """The session's state; detection (through the hooks) waits for first use unless a pytest-tee option was set.
 
-    environment = config.hook.pytest_tee_generate_environment(config=config, sysroot=str(settings.sysroot))
-    config.hook.pytest_tee_update_environment(config=config, environment=environment)
-    environment.claim = settings.tee
-    environment.fingerprint = fingerprint_of(environment.fingerprint_fields())  # the hooks may have changed facts
-    problem = check_claim(environment, settings.tee)
-    if problem:
-        raise pytest.UsageError(problem)
+    With an option set the session surely uses pytest-tee, so the --tee claim is checked now (a usage error before
+    any test runs) and a gating session chooses its baseline now. ``handed_over``: the environment record an
+    xdist controller passed to this worker (JSON), used instead of detecting again.
+    """
+    if handed_over is not None:
+        session = TeeSession(settings=settings, detector=lambda: _take_over(handed_over, settings))
+    else:
+        session = TeeSession(settings=settings, detector=lambda: detect_for(config, settings))
     _check_engines_installed(settings)
-    session = TeeSession(
-        settings=settings,
-        environment=environment,
-        execution_envs=execution_envs(environment, settings.device),
-        unavailable_devices=unavailable_devices(environment, settings.device),
-    )
-    if environment.tee == "tdx":
-        from pytest_tee.attestation.binding import early_posture
-
-        session.posture = early_posture(settings.sysroot, cpu_flags=session.cpu_flags)
+    if not settings.configured:
+        return session
+    environment = session.environment
     if settings.gating:
-        from pytest_tee.baseline.session import choose_baseline
+        from pytest_tee.baseline.session_gate import choose_baseline
 
         # Now, before pytest-benchmark saves this session's own run (else "latest" would be this very session).
         session.baseline = choose_baseline(
@@ -244,6 +261,45 @@ def _check_engines_installed(settings: Settings) -> None:
             raise pytest.UsageError(f"pytest-tee: {settings.sources['engine']}: {problem}")
 
 
+def detect_for(config: pytest.Config, settings: Settings) -> Detected:
+    """Detect (through the hooks), check the --tee claim, and derive what collection and the header need."""
+    from pytest_tee.environment import fingerprint_of
+
+    environment = config.hook.pytest_tee_generate_environment(config=config, sysroot=str(settings.sysroot))
+    config.hook.pytest_tee_update_environment(config=config, environment=environment)
+    environment.claim = settings.tee
+    environment.fingerprint = fingerprint_of(environment.fingerprint_fields())  # the hooks may have changed facts
+    detected = _derive(environment, settings)
+    if environment.tee == "tdx":
+        from pytest_tee.attestation.binding import early_posture
+
+        detected.posture = early_posture(settings.sysroot, cpu_flags=environment.host.get("cpu", {}).get("flags", ()))
+    return detected
+
+
+def _derive(environment: Environment, settings: Settings) -> Detected:
+    from pytest_tee.environment import execution_envs
+    from pytest_tee.environment.detection import check_claim, unavailable_devices
+
+    problem = check_claim(environment, settings.tee)
+    if problem:
+        raise pytest.UsageError(problem)
+    return Detected(
+        environment=environment,
+        execution_envs=execution_envs(environment, settings.device),
+        unavailable_devices=unavailable_devices(environment, settings.device),
+    )
+
+
+def _take_over(record: str, settings: Settings) -> Detected:
+    """An xdist worker's environment: the controller's record (its hooks already ran), nothing probed again."""
+    import json
+
+    from pytest_tee.environment.record import Environment
+
+    return _derive(Environment.from_dict(json.loads(record)), settings)
+
+
 def load_model_for(
     session: TeeSession,
     config: pytest.Config,
@@ -259,7 +315,7 @@ def load_model_for(
 
     settings = session.settings
     if engine_name == "transformers":
-        cpu_flags = session.environment.host.get("cpu", {}).get("flags", ())
+        cpu_flags = session.environment.facts.cpu_flags
         precision, reason = choose_dtype(
             settings.dtype, execution_env.device, cpu_flags, cuda_supports_bf16=_cuda_bf16(session, execution_env)
         )
@@ -318,6 +374,7 @@ def _cuda_bf16(session: TeeSession, execution_env: ExecutionEnv) -> bool:
 def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
     """make_prompt(loaded, workload, text) with the prompt texts a conftest may provide."""
     from pytest_tee.checkpoints.prompts import make_prompt
+    from pytest_tee.confidential import ConfidentialText
 
     def make(loaded: Any, workload: Any, text: str | None) -> Any:
         checkpoint = getattr(loaded, "checkpoint", None)
@@ -325,7 +382,7 @@ def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
         texts = None
         if checkpoint is not None and tokenizer is not None and text is None:
             provided = config.hook.pytest_tee_generate_prompts(config=config, checkpoint=checkpoint)
-            texts = [confidential(item) for item in provided] if provided is not None else None
+            texts = [ConfidentialText(item) for item in provided] if provided is not None else None
         vocab_size = int(getattr(loaded, "vocab_size", None) or loaded.model.config.vocab_size)
         token_range = getattr(checkpoint, "text_token_range", None)
         if token_range is not None and token_range[1] > vocab_size:  # a stand-in model with its own vocabulary

@@ -21,7 +21,7 @@ from pytest_tee.baseline.compare import Comparison, ComparisonRefused, DecideHoo
 from pytest_tee.baseline.gate import DEFAULT_ALPHA, is_gate_look
 from pytest_tee.baseline.select import BaselineMissing, history_runs, select_baseline, storage_path
 from pytest_tee.errors import InputError
-from pytest_tee.results import Run, RunFileError
+from pytest_tee.saved_runs import Run, RunFileError
 
 if TYPE_CHECKING:
     from pytest_tee.settings import Settings
@@ -69,12 +69,18 @@ def choose_baseline(settings: Settings, *, storage_uri: str, fingerprint: str) -
 
 
 def run_gate(
-    head: Run | None, settings: Settings, baseline: BaselineChoice, *, decide_hook: DecideHook | None = None
+    head: Run | None,
+    settings: Settings,
+    baseline: BaselineChoice,
+    *,
+    decide_hook: DecideHook | None = None,
+    test_args: Sequence[str] = (),
 ) -> GateReport:
     """Judge ``head`` (this session's results; None when nothing was measured) against the chosen baseline with
-    ``settings.gate_rules``. Writes ``--tee-verdicts`` when set.
+    ``settings.gate_rules``. Writes ``--tee-verdicts`` when set. ``test_args`` (the session's test paths) go into
+    the command an inconclusive verdict suggests.
     """
-    report = _judge(head, settings, baseline, decide_hook)
+    report = _judge(head, settings, baseline, decide_hook, test_args)
     if settings.verdicts is not None:
         from pytest_tee.files import write_atomic
 
@@ -83,9 +89,13 @@ def run_gate(
 
 
 def _judge(
-    head: Run | None, settings: Settings, baseline: BaselineChoice, decide_hook: DecideHook | None
+    head: Run | None,
+    settings: Settings,
+    baseline: BaselineChoice,
+    decide_hook: DecideHook | None,
+    test_args: Sequence[str] = (),
 ) -> GateReport:
-    from pytest_tee.baseline.render import render_markdown, render_text, verdicts_document
+    from pytest_tee.baseline.gate_output import render_markdown, render_text, verdicts_document
 
     if head is None:
         return _message_report(
@@ -116,18 +126,43 @@ def _judge(
         return _message_report("error", EXIT_USAGE, str(exc))
     exit_code = comparison.exit_code(settings.fail_inconclusive)
     document = {"status": "compared", **verdicts_document(comparison, fail_inconclusive=settings.fail_inconclusive)}
+    step = next_step(comparison, test_args, strict=settings.fail_inconclusive)
     return GateReport(
         status="compared",
         exit_code=exit_code,
-        text=render_text(comparison),
-        markdown=render_markdown(comparison),
+        text=render_text(comparison) + (f"{step}\n" if step else ""),
+        markdown=render_markdown(comparison) + (f"\n{step}\n" if step else ""),
         document=document,
         comparison=comparison,
     )
 
 
+def next_step(comparison: Comparison, test_args: Sequence[str], *, strict: bool) -> str:
+    """For inconclusive verdicts, the one command that would likely decide them: a same-runner A/B of the
+    baseline's commit against this code (it stops as soon as decided). "" when nothing is inconclusive.
+    """
+    import shlex
+
+    from pytest_tee.baseline.ab_command import DEFAULT_BLOCKS
+
+    open_verdicts = comparison.inconclusive
+    if not open_verdicts:
+        return ""
+    hints = [v.hint.count for v in open_verdicts if v.hint is not None and v.hint.unit == "ab blocks" and v.hint.count]
+    blocks = max([DEFAULT_BLOCKS, *hints])
+    commit = str(comparison.base.commit.get("id") or "")
+    base = commit[:12] if commit and commit != "unknown" else "BASE-REVISION"
+    arguments = " ".join(shlex.quote(argument) for argument in test_args) or "PYTEST-ARGS"
+    command = f"pytest-tee ab --base {base} --blocks {blocks} -- {arguments}"
+    strict_note = "" if strict else "; to fail a PR on inconclusive verdicts instead, pass --tee-fail-inconclusive"
+    return (
+        f"next: {len(open_verdicts)} inconclusive — run `{command}` (base and head measured on this runner, "
+        f"interleaved; it stops once decided){strict_note}"
+    )
+
+
 def _message_report(status: str, exit_code: int, message: str) -> GateReport:
-    from pytest_tee.baseline.render import VERDICTS_SCHEMA
+    from pytest_tee.baseline.gate_output import VERDICTS_SCHEMA
 
     return GateReport(
         status=status,
@@ -152,14 +187,15 @@ def adaptive_gate_check(
     note while the verdict against the baseline is still open and more rounds could close it (keep sampling),
     or None (stop).
 
-    It judges as the final gate does (``sessions.decide_stored``, with ``history`` = ``BaselineChoice.history``).
+    It judges as the final gate does (``models.decide``, with ``history`` = ``BaselineChoice.history``).
     Against stored runs the allowance is the between-session noise, which more rounds of this session do not
     shrink, so an open verdict that only more sessions could decide stops sampling too. None when the baseline has
     no such benchmark. The gate is consulted at ``first_look`` rounds and at each doubling (``is_gate_look``), with
     alpha split over ``family_size`` gated comparisons, so stopping early keeps the false-alarm rate of fixed rounds.
     """
     from pytest_tee.baseline.compare import history_samples, stored_history
-    from pytest_tee.baseline.sessions import decide_stored, rounds_could_decide
+    from pytest_tee.baseline.models import Evidence, Rule, decide
+    from pytest_tee.baseline.models.single import rounds_could_decide
     from pytest_tee.measure.metrics import METRICS
 
     measurement = baseline.by_fullname().get(fullname) if baseline is not None else None
@@ -177,17 +213,15 @@ def adaptive_gate_check(
             return f"gate: next look after {_next_look(done, first_look)} rounds"
         open_metrics = []
         for metric, pct, base in gated:
-            verdict = decide_stored(
+            evidence = Evidence(
                 fullname,
                 metric,
-                base,
-                log.samples(metric),
-                pct,
-                higher_is_better=METRICS[metric].higher_is_better,
+                base=base,
+                head=log.samples(metric),
                 history=history_samples(measurement, fullname, metric, stored),
-                alpha=per_comparison,
             )
-            if rounds_could_decide(verdict, alpha=per_comparison):
+            verdict = decide(evidence, Rule(pct, METRICS[metric].higher_is_better, per_comparison))
+            if verdict.model == "single" and rounds_could_decide(verdict, alpha=per_comparison):
                 open_metrics.append(metric)
         return f"gate: {', '.join(open_metrics)} inconclusive after {done} rounds" if open_metrics else None
 

@@ -11,33 +11,15 @@ import base64
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_tee.report.formatting import gigabytes, number, percent, with_ci
 from pytest_tee.report.history import History
 from pytest_tee.report.model import Cell, Ratio, Report, Row
-from pytest_tee.report.stats import CI_LEVEL
+from pytest_tee.stats import CI_LEVEL
+from pytest_tee.text import Table, gigabytes, markdown_table, number, percent, text_table, with_ci
 
 JSON_SCHEMA = 1
 PAPER = "arXiv 2502.11347"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Tables shared by the renderers
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    groups: list[tuple[str, int]] = field(default_factory=list)  # column groups above the headers: (label, span)
-    folded_groups: frozenset[str] = frozenset()  # groups whose label prefixes each header where there are no groups
-    numeric_from: int = 0  # columns from this index on are right-aligned …
-    text_columns: frozenset[int] = frozenset()  # … except these
-
-    def is_numeric(self, index: int) -> bool:
-        return index >= self.numeric_from and index not in self.text_columns
 
 
 def metric_cell(cell: Cell | None, metric: str) -> str:
@@ -301,23 +283,6 @@ def method_line(report: Report) -> str:
 # Terminal
 
 
-def text_table(table: Table) -> str:
-    widths = [len(header) for header in table.headers]
-    for row in table.rows:
-        widths = [max(width, len(value)) for width, value in zip(widths, row, strict=True)]
-
-    def line(values: Sequence[str]) -> str:
-        cells = [
-            value.rjust(width) if table.is_numeric(index) else value.ljust(width)
-            for index, (value, width) in enumerate(zip(values, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    out = [line(table.headers), "  ".join("-" * width for width in widths)]
-    out += [line(row) for row in table.rows]
-    return "\n".join(out)
-
-
 def to_text(report: Report) -> str:
     parts = [f"pytest-tee report — {len(report.runs)} run(s)", *("  " + line for line in runs_lines(report)), ""]
     parts += ["Throughput (median [95 % CI])", text_table(long_table(report)), ""]
@@ -351,25 +316,6 @@ def _finding_lines(report: Report) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Markdown
-
-
-def markdown_table(table: Table) -> str:
-    def escape(value: str) -> str:
-        return value.replace("|", "\\|")
-
-    headers = table.headers
-    if table.groups and any(label for label, _ in table.groups):
-        # Markdown has no column groups: fold the group into each header ("cpu decode tok/s").
-        headers = []
-        position = 0
-        for label, span in table.groups:
-            prefix = label if label in table.folded_groups else ""
-            headers += [f"{prefix} {h}".strip() for h in table.headers[position : position + span]]
-            position += span
-    align = ["---:" if table.is_numeric(index) else ":---" for index in range(len(headers))]
-    out = ["| " + " | ".join(escape(h) for h in headers) + " |", "| " + " | ".join(align) + " |"]
-    out += ["| " + " | ".join(escape(value) for value in row) + " |" for row in table.rows]
-    return "\n".join(out)
 
 
 def to_markdown(report: Report) -> str:
@@ -462,16 +408,14 @@ def _row_json(row: Row) -> dict[str, Any]:
 def _cell_json(cell: Cell) -> dict[str, Any]:
     return {
         "run": cell.run_label,
-        "fullname": cell.source.measurement.fullname,
+        "fullname": cell.source.entry.fullname,
         "dtype": cell.dtype,
         "weights": cell.weights,
         "threads": cell.threads,
         "metrics": {name: found.to_dict() for name, found in cell.estimates.items()},
         "roofline": cell.roofline.to_dict() if cell.roofline else None,
         "roofline_missing": cell.roofline_missing if cell.roofline is None else None,
-        "superseded": [
-            {"run": source.saved.label, "fullname": source.measurement.fullname} for source in cell.superseded
-        ],
+        "superseded": [{"run": source.saved.label, "fullname": source.entry.fullname} for source in cell.superseded],
     }
 
 
