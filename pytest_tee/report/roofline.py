@@ -150,10 +150,10 @@ def roofline(
     if shape.mixture_of_experts:
         notes.append("mixture of experts: all experts counted, so the fraction is overstated")
     untied = shape.untied_embedding_parameters if shape.untied_embedding_parameters < parameters else 0
-    weight_bytes = float((parameters - untied) * itemsize)
+    dense_bytes = float((parameters - untied) * itemsize)
     mean_context = workload.prompt_tokens + workload.new_tokens / 2
     kv_bytes = (shape.kv_bytes_per_token or 0.0) * mean_context * workload.batch
-    bytes_per_step = weight_bytes + kv_bytes
+    bytes_per_step = dense_bytes + kv_bytes
     achieved = decode_tps / workload.batch * bytes_per_step / 1e9
     fraction = achieved / bandwidth_gbps
     ci = (fraction * decode_ci95[0] / decode_tps, fraction * decode_ci95[1] / decode_tps) if decode_ci95 else None
@@ -161,7 +161,7 @@ def roofline(
         Roofline(
             bandwidth_gbps=bandwidth_gbps,
             bandwidth_source=bandwidth_source,
-            weight_bytes=weight_bytes,
+            weight_bytes=dense_bytes,
             kv_bytes_per_token=shape.kv_bytes_per_token,
             mean_context=mean_context,
             bytes_per_step=bytes_per_step,
