@@ -132,7 +132,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session = tee_session(config)
     for item in items:
         _apply_requires(item, session)
-    session.measuring_items = sum("tokens_per_second" in getattr(item, "fixturenames", ()) for item in items)
+    session.measuring_items = sum(
+        bool({"tokens_per_second", "tee_load"} & set(getattr(item, "fixturenames", ()))) for item in items
+    )
 
     # Tests sharing a checkpoint × environment × engine run together, so only one model is held and each loads once.
     def model_key(item: pytest.Item) -> tuple[int, str, str, str, str]:
@@ -232,7 +234,23 @@ def tokens_per_second(
     request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any, tee_engine: str, tee_quant: Any
 ) -> Any:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
-    from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
+    from pytest_tee.measure.fixture import TokensPerSecond
+
+    return TokensPerSecond(_measure_context(request, execution_env))
+
+
+@pytest.fixture
+def tee_load(
+    request: pytest.FixtureRequest, deepseek_checkpoint: Any, execution_env: Any, tee_engine: str, tee_quant: Any
+) -> Any:
+    """tee_load(concurrency=N | rate=R, requests=M, prompt_tokens=…, new_tokens=…) -> LoadResult (openai engine)."""
+    from pytest_tee.measure.load_fixture import LoadBenchmark
+
+    return LoadBenchmark(_measure_context(request, execution_env))
+
+
+def _measure_context(request: pytest.FixtureRequest, execution_env: Any) -> Any:
+    from pytest_tee.measure.fixture import MeasureContext
     from pytest_tee.measure.rounds import RoundPlan
     from pytest_tee.measure.timing import Workload
 
@@ -241,7 +259,7 @@ def tokens_per_second(
     settings = session.settings
     _refuse_xdist(config)
     has_benchmark = config.pluginmanager.hasplugin("benchmark")
-    context = MeasureContext(
+    return MeasureContext(
         plan=RoundPlan(
             rounds=settings.rounds,
             warmup=settings.warmup,
@@ -262,7 +280,6 @@ def tokens_per_second(
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
-    return TokensPerSecond(context)
 
 
 def _adaptive_gate(session: TeeSession) -> Any:

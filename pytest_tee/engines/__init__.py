@@ -17,14 +17,20 @@ if TYPE_CHECKING:
 # name -> "module:class"; a new engine is one more module and one more line here.
 _REGISTRY: dict[str, str] = {
     "transformers": "pytest_tee.engines.transformers:TransformersEngine",
+    "openai": "pytest_tee.engines.openai:OpenAIEngine",
 }
 ENGINE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DEFAULT_ENGINE = "transformers"
 
 
-# engine -> (importable module, what to install); checked without importing it.
-_LIBRARIES: dict[str, tuple[str, str]] = {
-    "llama.cpp": ("llama_cpp", "pip install 'pytest-tee[llama]' (builds llama-cpp-python from source, ~6.5 min)"),
+# engine -> (importable module, distribution, what to install); checked without importing it.
+_LIBRARIES: dict[str, tuple[str, str, str]] = {
+    "llama.cpp": (
+        "llama_cpp",
+        "llama-cpp-python",
+        "pip install 'pytest-tee[llama]' (builds llama-cpp-python from source, ~6.5 min)",
+    ),
+    "openai": ("httpx", "httpx", "pip install 'pytest-tee[server]'"),
 }
 
 
@@ -32,10 +38,10 @@ def missing_library(name: str) -> str | None:
     """Why engine ``name`` cannot be used here (its library is not installed), or None."""
     import importlib.util
 
-    module, install = _LIBRARIES.get(name, ("", ""))
+    module, distribution, install = _LIBRARIES.get(name, ("", "", ""))
     if not module or importlib.util.find_spec(module) is not None:
         return None
-    return f"--tee-engine={name} needs the {module} module (llama-cpp-python), which is not installed: {install}"
+    return f"--tee-engine={name} needs the {module} module ({distribution}), which is not installed: {install}"
 
 
 @cache

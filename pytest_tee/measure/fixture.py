@@ -177,9 +177,12 @@ class TokensPerSecond:
             "prompt_sha256": prompt.sha256,
             "prompt_source": prompt.source,
         }
+        endpoint = facts.settings.get("endpoint")
+        remote = isinstance(endpoint, Mapping) and endpoint.get("location") == "remote"
         record: dict[str, Any] = {
             "schema": SCHEMA,
-            "execution_env": context.execution_env.name,
+            # A remote server runs outside this host's environment: its results are labelled remote, not ours.
+            "execution_env": "remote" if remote else context.execution_env.name,
             "device": described.get("device") or context.execution_env.torch_device,
             "checkpoint": described["checkpoint"],
             "weights": described.get("weights", "unknown"),
@@ -201,6 +204,8 @@ class TokensPerSecond:
             "environment_fingerprint": context.environment_fingerprint,
             "versions": _library_versions(),
         }
+        if isinstance(endpoint, Mapping):
+            record["serving"] = serving_block(endpoint, context.execution_env.name)
         record["comparison_key"] = {
             "execution_env": record["execution_env"],
             "checkpoint": record["checkpoint"].get("id"),
@@ -213,6 +218,22 @@ class TokensPerSecond:
             },
         }
         return record
+
+
+def serving_block(endpoint: Mapping[str, Any], execution_env: str) -> dict[str, Any]:
+    """Where a measured server ran. A local one shares this host's environment record (and its TEE, when it has
+    one); for a remote one the host is recorded and any trust boundary it may run in is unverified."""
+    block = dict(endpoint)
+    if endpoint.get("location") == "remote":
+        block["tee"] = "unverified"
+        block["note"] = (
+            "remote endpoint: the environment record describes the client; no evidence from the server's host binds "
+            "these results"
+        )
+    else:
+        block["tee"] = execution_env
+        block["note"] = "local endpoint: the server shares this host's environment record"
+    return block
 
 
 def _positive(name: str, value: int | None, default: int) -> int:
