@@ -1,6 +1,11 @@
 """The shipped benchmark suite. ``pytest benchmarks/`` runs the paper's experiment; the benchmarks of pytest-tee's
 own machinery (synthetic weights, measurement fidelity) live in ``benchmarks/tooling`` and run only when that
-folder is named: ``pytest benchmarks/tooling``."""
+folder is named: ``pytest benchmarks/tooling``.
+
+The suite measures both engines unless told otherwise: transformers (bf16 where the CPU runs it fast) and
+llama.cpp with Q4_K_M GGUF weights, the paper's likely stack (Ollama). ``--tee-engine``/``--tee-quant`` (or their
+ini keys and ``PYTEST_TEE_*`` variables) override this; without llama-cpp-python its tests are skipped with the
+reason."""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ from pathlib import Path
 import pytest
 
 TOOLING = Path(__file__).parent / "tooling"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from pytest_tee.settings import set_suite_default
+
+    set_suite_default(config, "engine", "transformers,llama.cpp", "benchmarks/conftest.py")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

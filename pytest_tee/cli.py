@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("pytest_tee.report.command", "cross-environment comparison table and plots"),
     "verify": ("pytest_tee.attestation.verify_command", "check that attestation evidence binds these results"),
     "evidence": ("pytest_tee.attestation.evidence_command", "parse a TDREPORT, TD quote or SEV-SNP report file"),
+    "cache": ("pytest_tee.checkpoints.cache_command", "list or clear the cached synthetic GGUF weights"),
 }
 
 

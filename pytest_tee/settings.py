@@ -202,10 +202,13 @@ def parse_model_paths(text: str) -> tuple[tuple[str, Path], ...]:
             raise SettingError(str(exc.args[0])) from None
         path = Path(raw_path.strip()).expanduser()
         if path.is_file() and path.suffix.lower() == ".gguf":
+            _check_gguf(ident, path)
             pairs[ident] = path
             continue
         if not path.is_dir():
             raise SettingError(f"{ident}: {path} is neither a directory nor a .gguf file")
+        for gguf_file in sorted(path.glob("*.gguf")):
+            _check_gguf(ident, gguf_file)
         if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
             raise SettingError(
                 f"{ident}: {path} has no config.json and no .gguf file (expected a Hugging Face model directory, "
@@ -215,6 +218,21 @@ def parse_model_paths(text: str) -> tuple[tuple[str, Path], ...]:
     if not pairs:
         raise SettingError(f"{text!r} names no ID=PATH pair")
     return tuple(pairs.items())
+
+
+def _check_gguf(ident: str, path: Path) -> None:
+    """A GGUF given as real weights must be whole and of this checkpoint's architecture (when gguf can read it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None:
+        return  # checked again at load, by llama.cpp itself
+    from pytest_tee.checkpoints.catalogue import get
+    from pytest_tee.checkpoints.gguf_files import GGUFError, check_matches, read_gguf
+
+    try:
+        check_matches(read_gguf(path), get(ident))
+    except GGUFError as exc:
+        raise SettingError(f"{ident}: {exc}") from None
 
 
 def parse_sysroot(text: str) -> Path:

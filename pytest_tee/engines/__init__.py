@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # name -> "module:class"; a new engine is one more module and one more line here.
 _REGISTRY: dict[str, str] = {
     "transformers": "pytest_tee.engines.transformers:TransformersEngine",
+    "llama.cpp": "pytest_tee.engines.llama_cpp:LlamaCppEngine",
     "openai": "pytest_tee.engines.openai:OpenAIEngine",
 }
 ENGINE_NAMES: tuple[str, ...] = tuple(_REGISTRY)

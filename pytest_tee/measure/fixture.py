@@ -82,7 +82,12 @@ class TokensPerSecond:
         if getattr(loaded, "device", None) is None:  # a model passed in that could not say where it lives
             loaded.device = context.execution_env.torch_device
         workload = Workload(prompt_ids.token_count, requested.new_tokens, requested.batch)
-        runner = engine.rounds(loaded, prompt_ids, workload, context.threads)
+        try:
+            runner = engine.rounds(loaded, prompt_ids, workload, context.threads)
+        except ValueError as exc:  # a workload this engine cannot run (EngineError): the test's input
+            import pytest
+
+            pytest.fail(f"tokens_per_second: {exc}", pytrace=False)
         facts = engine.describe(loaded)
         log = RoundLog(workload, context.plan)
         gate_check = context.gate_check(context.fullname) if context.gate_check else None

@@ -9,6 +9,7 @@ from typing import Any
 COLUMNS = (
     ("checkpoint", "<"),
     ("env", "<"),
+    ("engine", "<"),
     ("weights", "<"),
     ("dtype", "<"),
     ("shape", "<"),
@@ -42,6 +43,7 @@ def result_row(record: dict[str, Any]) -> tuple[str, ...]:
     return (
         str(record.get("checkpoint", {}).get("id", "?")),
         str(record.get("execution_env", "?")),
+        str((record.get("engine") or {}).get("name", "transformers")),
         str(record.get("weights", "?")),
         str(record.get("dtype", "?")),
         shape,
@@ -77,7 +79,14 @@ def session_rows(results: Iterable[Any]) -> list[tuple[str, ...]]:
     def order(record: dict[str, Any]) -> tuple[Any, ...]:
         workload = record.get("workload", {})
         shape = tuple(workload.get(key) or 0 for key in ("prompt_tokens", "new_tokens", "batch"))
-        return (str(record.get("checkpoint", {}).get("id")), str(record.get("execution_env")), *shape)
+        engine = record.get("engine") or {}
+        return (
+            str(record.get("checkpoint", {}).get("id")),
+            str(record.get("execution_env")),
+            str(engine.get("name", "transformers")),
+            str(record.get("dtype")),
+            *shape,
+        )
 
     return [result_row(record) for record in sorted((result.record for result in results), key=order)]
 

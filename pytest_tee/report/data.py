@@ -173,6 +173,9 @@ def _int(value: Any) -> int | None:
 class RowKey:
     checkpoint: str
     workload: Workload
+    # Ratios pair cells of one row only: same checkpoint, workload, engine and quantization.
+    engine: str = "transformers"
+    quantization: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,10 @@ def choose_cells(runs: Sequence[SavedRun]) -> dict[RowKey, dict[str, CellChoice]
     grouped: dict[RowKey, dict[str, list[Source]]] = {}
     for saved in runs:
         for position, measurement in enumerate(saved.run.measurements):
-            key = RowKey(measurement.checkpoint_id, Workload.of(measurement))
+            # transformers' dtype may differ between devices by design (auto: bf16 on a GPU, fp32 on an old CPU):
+            # it stays a listed difference beside the ratio. A GGUF's quantization is the model itself: its own row.
+            quant = measurement.quantization if measurement.engine != "transformers" else ""
+            key = RowKey(measurement.checkpoint_id, Workload.of(measurement), measurement.engine, quant)
             grouped.setdefault(key, {}).setdefault(measurement.execution_env, []).append(
                 Source(saved, measurement, position)
             )

@@ -165,6 +165,8 @@ class Row:
     workload: Workload
     cells: dict[str, Cell]
     ratios: dict[str, Ratio] = field(default_factory=dict)
+    engine: str = "transformers"
+    quantization: str = ""
 
     @property
     def size_label(self) -> str:
@@ -182,6 +184,8 @@ class MeanRatio:
     value: float
     ci95: tuple[float, float] | None
     members: tuple[tuple[str, float], ...]  # (checkpoint, ratio) averaged, smallest model first
+    engine: str = "transformers"  # a mean never mixes engines or quantizations
+    quantization: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,11 @@ class Report:
     seed: int = DEFAULT_SEED
     resamples: int = RESAMPLES
     history: History | None = None  # with --history
+
+    @property
+    def has_engines(self) -> bool:
+        """Engine and quantization columns: shown once any row is not transformers (older reports stay as they were)."""
+        return any(row.engine != "transformers" for row in self.rows)
 
     @property
     def has_roofline(self) -> bool:
@@ -246,9 +255,10 @@ def build_report(
     )
 
 
-def _row_order(key: RowKey, by_env: Mapping[str, CellChoice]) -> tuple[int, str, tuple[int, int, int]]:
+def _row_order(key: RowKey, by_env: Mapping[str, CellChoice]) -> tuple[int, str, tuple[int, int, int], str, str]:
     parameters = _parameters(key, by_env)
-    return (parameters if parameters is not None else 2**62, key.checkpoint, key.workload.sort_key())
+    size = parameters if parameters is not None else 2**62
+    return (size, key.checkpoint, key.workload.sort_key(), key.engine, key.quantization)
 
 
 def _parameters(key: RowKey, by_env: Mapping[str, CellChoice]) -> int | None:
@@ -277,12 +287,13 @@ def _row(
         env: _cell(env, choice, key, parameters, metric, bandwidth)
         for env, choice in sorted(by_env.items(), key=lambda item: environment_sort_key(item[0]))
     }
-    row = Row(key.checkpoint, parameters, key.workload, cells)
+    row = Row(key.checkpoint, parameters, key.workload, cells, engine=key.engine, quantization=key.quantization)
     for kind in kinds:
         top, bottom = cells.get(kind.numerator), cells.get(kind.denominator)
         if top is None or bottom is None:
             continue
-        found = _ratio(top, bottom, metric, seed=seed, name=f"{key.checkpoint}|{key.workload.label}|{kind.name}")
+        label = key.checkpoint if key.engine == "transformers" else f"{key.checkpoint}|{key.engine}|{key.quantization}"
+        found = _ratio(top, bottom, metric, seed=seed, name=f"{label}|{key.workload.label}|{kind.name}")
         if found is not None:
             row.ratios[kind.name] = Ratio(kind, metric, found, differences(top.source, bottom.source, kind=kind.kind))
     return row
@@ -308,6 +319,12 @@ def _cell(env: str, choice: CellChoice, key: RowKey, parameters: int | None, met
             parameters=parameters,
             dtype=measurement.tee.get("dtype"),
             workload=key.workload,
+            # transformers keeps the parameters × dtype arithmetic (input embedding excluded); GGUF engines record
+            # the tensor bytes a decode step reads, since quantized weights have no whole bytes per weight.
+            weight_bytes=(measurement.tee.get("engine") or {}).get("weight_bytes")
+            if key.engine != "transformers"
+            else None,
+            quantization=key.quantization,
             decode_tps=decode.median,
             decode_ci95=decode.ci95,
             bandwidth_gbps=limit[0],
@@ -328,17 +345,22 @@ def _ratio(top: Cell, bottom: Cell, metric: str, *, seed: int, name: str) -> Rat
 def _means(rows: Sequence[Row], kinds: Sequence[RatioKind]) -> list[MeanRatio]:
     means: list[MeanRatio] = []
     workloads = sorted({row.workload for row in rows}, key=Workload.sort_key)
+    engines = list(dict.fromkeys((row.engine, row.quantization) for row in rows))
     for workload in workloads:
-        for kind in kinds:
-            members = [row for row in rows if row.workload == workload and kind.name in row.ratios]
-            if not members:
-                continue
-            value, ci = mean_of_ratios([row.ratios[kind.name].estimate for row in members])
-            means.append(
-                MeanRatio(
-                    kind, workload, value, ci, tuple((row.checkpoint, row.ratios[kind.name].value) for row in members)
-                )
-            )
+        for engine, quantization in engines:
+            for kind in kinds:
+                members = [
+                    row
+                    for row in rows
+                    if row.workload == workload
+                    and (row.engine, row.quantization) == (engine, quantization)
+                    and kind.name in row.ratios
+                ]
+                if not members:
+                    continue
+                value, ci = mean_of_ratios([row.ratios[kind.name].estimate for row in members])
+                pairs = tuple((row.checkpoint, row.ratios[kind.name].value) for row in members)
+                means.append(MeanRatio(kind, workload, value, ci, pairs, engine, quantization))
     return means
 
 

@@ -73,8 +73,8 @@ METRIC_HEADERS = {"decode_tps": "decode tok/s", "e2e_tps": "e2e tok/s", "ttft_s"
 def wide_table(report: Report) -> Table:
     """One row per checkpoint × workload; a column group per environment; the ratio columns last."""
     per_env = list(METRIC_HEADERS.values()) + (["% of BW limit"] if report.has_roofline else [])
-    headers = ["checkpoint", "size", "prompt/new/batch"]
-    groups: list[tuple[str, int]] = [("", 3)]
+    headers = ["checkpoint", *_engine_headers(report), "size", "prompt/new/batch"]
+    groups: list[tuple[str, int]] = [("", len(headers))]
     for env in report.environments:
         headers += per_env
         groups.append((env, len(per_env)))
@@ -88,7 +88,7 @@ def wide_table(report: Report) -> Table:
         groups.append((f"ratios of median {report.metric}", len(ratio_headers)))
     rows: list[list[str]] = []
     for row in report.rows:
-        line = [row.checkpoint, row.size_label, row.workload.label]
+        line = [row.checkpoint, *_engine_cells(report, row), row.size_label, row.workload.label]
         for env in report.environments:
             cell = row.cells.get(env)
             line += [metric_cell(cell, metric) for metric in METRIC_HEADERS]
@@ -100,30 +100,31 @@ def wide_table(report: Report) -> Table:
             if kind.is_tee:
                 line.append(overhead_cell(ratio))
         rows.append(line)
-    return Table(headers, rows, groups, folded_groups=frozenset(report.environments), numeric_from=3)
+    first = 3 + len(_engine_headers(report))
+    return Table(headers, rows, groups, folded_groups=frozenset(report.environments), numeric_from=first)
 
 
 def long_table(report: Report) -> Table:
     """One line per checkpoint × workload × environment (the terminal's throughput table)."""
-    headers = ["checkpoint", "size", "prompt/new/batch", "env", *METRIC_HEADERS.values()]
+    headers = ["checkpoint", *_engine_headers(report), "size", "prompt/new/batch", "env", *METRIC_HEADERS.values()]
     headers += ["% of BW limit"] if report.has_roofline else []
     headers += ["dtype", "threads", "run"]
     rows: list[list[str]] = []
     for row in report.rows:
         for env, cell in row.cells.items():
-            line = [row.checkpoint, row.size_label, row.workload.label, env]
+            line = [row.checkpoint, *_engine_cells(report, row), row.size_label, row.workload.label, env]
             line += [metric_cell(cell, metric) for metric in METRIC_HEADERS]
             line += [roofline_cell(cell)] if report.has_roofline else []
             line += [str(cell.dtype or "?"), str(cell.threads if cell.threads is not None else "?"), cell.run_label]
             rows.append(line)
     text = frozenset({headers.index("dtype"), headers.index("run")})
-    return Table(headers, rows, numeric_from=4, text_columns=text)
+    return Table(headers, rows, numeric_from=4 + len(_engine_headers(report)), text_columns=text)
 
 
 def ratio_table(report: Report) -> Table | None:
     if not report.ratio_kinds:
         return None
-    headers = ["checkpoint", "size", "prompt/new/batch"]
+    headers = ["checkpoint", *_engine_headers(report), "size", "prompt/new/batch"]
     for kind in report.ratio_kinds:
         headers.append(kind.label)
         if kind.is_tee:
@@ -132,14 +133,14 @@ def ratio_table(report: Report) -> Table | None:
     for row in report.rows:
         if not row.ratios:
             continue
-        line = [row.checkpoint, row.size_label, row.workload.label]
+        line = [row.checkpoint, *_engine_cells(report, row), row.size_label, row.workload.label]
         for kind in report.ratio_kinds:
             ratio = row.ratios.get(kind.name)
             line.append(ratio_cell(ratio))
             if kind.is_tee:
                 line.append(overhead_cell(ratio))
         rows.append(line)
-    return Table(headers, rows, numeric_from=3) if rows else None
+    return Table(headers, rows, numeric_from=3 + len(_engine_headers(report))) if rows else None
 
 
 def means_table(report: Report) -> Table | None:
@@ -148,17 +149,19 @@ def means_table(report: Report) -> Table | None:
     rows = [
         [
             mean.kind.label,
+            *([mean.engine, mean.quantization or "dtype"] if report.has_engines else []),
             mean.workload.label,
             with_ci(mean.value, mean.ci95),
             ", ".join(f"{checkpoint} {number(value)}" for checkpoint, value in mean.members),
         ]
         for mean in report.means
     ]
+    extra = len(_engine_headers(report))
     return Table(
-        ["ratio", "prompt/new/batch", "mean [95 % CI]", "averaged over"],
+        ["ratio", *_engine_headers(report), "prompt/new/batch", "mean [95 % CI]", "averaged over"],
         rows,
-        numeric_from=2,
-        text_columns=frozenset({3}),
+        numeric_from=2 + extra,
+        text_columns=frozenset({3 + extra}),
     )
 
 
@@ -167,6 +170,7 @@ def roofline_table(report: Report) -> Table | None:
         return None
     headers = [
         "checkpoint",
+        *_engine_headers(report),
         "prompt/new/batch",
         "env",
         "dtype",
@@ -180,7 +184,7 @@ def roofline_table(report: Report) -> Table | None:
     rows: list[list[str]] = []
     for row in report.rows:
         for env, cell in row.cells.items():
-            line = [row.checkpoint, row.workload.label, env, str(cell.dtype or "?")]
+            line = [row.checkpoint, *_engine_cells(report, row), row.workload.label, env, str(cell.dtype or "?")]
             if cell.roofline is None:
                 rows.append([*line, "–", "–", "–", "–", "–", cell.roofline_missing or ""])
                 continue
@@ -196,7 +200,16 @@ def roofline_table(report: Report) -> Table | None:
                     roof.bandwidth_source,
                 ]
             )
-    return Table(headers, rows, numeric_from=4, text_columns=frozenset({9}))
+    extra = len(_engine_headers(report))
+    return Table(headers, rows, numeric_from=4 + extra, text_columns=frozenset({9 + extra}))
+
+
+def _engine_headers(report: Report) -> list[str]:
+    return ["engine", "quant"] if report.has_engines else []
+
+
+def _engine_cells(report: Report, row: Row) -> list[str]:
+    return [row.engine, row.quantization or "dtype"] if report.has_engines else []
 
 
 def roofline_lines(report: Report) -> list[str]:
@@ -415,6 +428,8 @@ def to_json_document(report: Report) -> dict[str, Any]:
                 "label": mean.kind.label,
                 "metric": report.metric,
                 "workload": mean.workload.to_dict(),
+                "engine": mean.engine,
+                "quantization": mean.quantization,
                 "value": mean.value,
                 "ci95": list(mean.ci95) if mean.ci95 else None,
                 "members": [{"checkpoint": checkpoint, "ratio": value} for checkpoint, value in mean.members],
@@ -433,6 +448,8 @@ def _row_json(row: Row) -> dict[str, Any]:
         "parameters": row.parameters,
         "size": row.size_label,
         "workload": row.workload.to_dict(),
+        "engine": row.engine,
+        "quantization": row.quantization,
         "cells": {env: _cell_json(cell) for env, cell in row.cells.items()},
         "ratios": {name: _ratio_json(ratio) for name, ratio in row.ratios.items()},
     }

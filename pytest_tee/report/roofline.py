@@ -117,8 +117,25 @@ def roofline(
     decode_ci95: tuple[float, float] | None,
     bandwidth_gbps: float,
     bandwidth_source: str,
+    weight_bytes: int | None = None,
+    quantization: str = "",
 ) -> tuple[Roofline | None, str | None]:
-    """The fraction of the bandwidth limit this decode rate reaches, or None and the reason it cannot be given."""
+    """The fraction of the bandwidth limit this decode rate reaches, or None and the reason it cannot be given.
+
+    ``weight_bytes`` (recorded by the engine: for GGUF the real tensor bytes a decode step reads, input embedding
+    excluded) replaces parameters × dtype size; quantized weights are not a whole number of bytes per weight.
+    """
+    if weight_bytes:
+        return _roofline_of_bytes(
+            checkpoint_id,
+            float(weight_bytes),
+            workload,
+            decode_tps,
+            decode_ci95,
+            bandwidth_gbps,
+            bandwidth_source,
+            quantization,
+        )
     itemsize = dtype_bytes(dtype)
     if itemsize is None:
         return None, f"dtype {dtype!r} has no known size"
@@ -155,3 +172,39 @@ def roofline(
         ),
         None,
     )
+
+
+def _roofline_of_bytes(
+    checkpoint_id: str,
+    weight_bytes: float,
+    workload: Workload,
+    decode_tps: float,
+    decode_ci95: tuple[float, float] | None,
+    bandwidth_gbps: float,
+    bandwidth_source: str,
+    quantization: str,
+) -> tuple[Roofline | None, str | None]:
+    if not workload.batch or workload.prompt_tokens is None or not workload.new_tokens:
+        return None, "the workload shape was not recorded"
+    shape = checkpoint_shape(checkpoint_id, "float16")  # llama.cpp's KV cache is f16 by default
+    notes = [shape.note] if shape.note else []
+    notes.append(f"{quantization or 'engine'} weights: the recorded tensor bytes a decode step reads")
+    mean_context = workload.prompt_tokens + workload.new_tokens / 2
+    kv_bytes = (shape.kv_bytes_per_token or 0.0) * mean_context * workload.batch
+    bytes_per_step = weight_bytes + kv_bytes
+    achieved = decode_tps / workload.batch * bytes_per_step / 1e9
+    fraction = achieved / bandwidth_gbps
+    ci = (fraction * decode_ci95[0] / decode_tps, fraction * decode_ci95[1] / decode_tps) if decode_ci95 else None
+    found = Roofline(
+        bandwidth_gbps=bandwidth_gbps,
+        bandwidth_source=bandwidth_source,
+        weight_bytes=weight_bytes,
+        kv_bytes_per_token=shape.kv_bytes_per_token,
+        mean_context=mean_context,
+        bytes_per_step=bytes_per_step,
+        achieved_gbps=achieved,
+        fraction=fraction,
+        fraction_ci95=ci,
+        notes=tuple(notes),
+    )
+    return found, None

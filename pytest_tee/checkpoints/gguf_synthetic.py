@@ -1,0 +1,371 @@
+"""Synthetic GGUF weights: a checkpoint's exact llama.cpp architecture and shapes, quantized by llama.cpp itself.
+
+Without real GGUF weights on disk the llama.cpp engine measures a file built here: every tensor llama.cpp's
+``qwen2`` / ``llama`` graph reads, with the catalogue entry's exact shapes, written as F16 (norms F32) with the
+``gguf`` package and then converted by ``llama_model_quantize`` — llama.cpp's own quantizer, so a synthetic
+``Q4_K_M`` has the same per-tensor type mix (Q4_K, Q6_K for some) as a real one. Values follow the torch synthetic
+weights (``checkpoints.synthetic``): variance 1/fan_in from a seeded block, norms 1, small biases. A minimal valid
+tokenizer goes in the metadata (a SentencePiece-style vocabulary of the checkpoint's size with byte tokens and its
+BOS/EOS ids); prompts are token ids, never text.
+
+Files are cached under the user cache directory (``$PYTEST_TEE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pytest-tee``,
+else ``~/.cache/pytest-tee``) in ``gguf/``, named by checkpoint, quantization, seed and writer version. They are
+built under a ``.partial`` name and renamed when complete, with a lock so that two sessions never build the same
+file at once: a half-written file is never picked up, and an interrupted build leaves only a ``.partial`` that the
+next build or ``pytest-tee cache clear`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_tee.checkpoints.gguf_quant import QUANTS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pytest_tee.checkpoints.catalogue import Checkpoint
+
+# Bump when the written content changes: cached files of another version are not used.
+WRITER_VERSION = 1
+_BLOCK_ELEMENTS = 1_048_573  # prime, as in checkpoints.synthetic: periodic fills never align with a row
+_BIAS_SCALE = 0.02
+SUPPORTED_FAMILIES = ("qwen2", "llama")
+
+
+class SyntheticGGUFError(RuntimeError):
+    """A synthetic GGUF that cannot be built here (unsupported architecture, no disk space, quantizer failure)."""
+
+
+def cache_dir(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """Where pytest-tee caches what it builds (``gguf/`` below it)."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get("PYTEST_TEE_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "pytest-tee"
+
+
+def cache_name(checkpoint_id: str, quant: str, seed: int) -> str:
+    return f"{checkpoint_id}.{quant}.seed{seed}.w{WRITER_VERSION}.gguf"
+
+
+@dataclass(frozen=True)
+class Built:
+    path: Path
+    cached: bool  # True: found ready in the cache
+    seconds: float  # to find or build it
+    write_seconds: float = 0.0
+    quantize_seconds: float = 0.0
+
+
+def synthetic_gguf(
+    checkpoint: Checkpoint, quant: str, *, seed: int = 0, threads: int | None = None, root: Path | None = None
+) -> Built:
+    """The cached synthetic GGUF of ``checkpoint`` in ``quant``, built first when missing."""
+    started = time.perf_counter()
+    if checkpoint.family not in SUPPORTED_FAMILIES:
+        raise SyntheticGGUFError(
+            f"synthetic GGUF weights are built for the {', '.join(SUPPORTED_FAMILIES)} architectures; "
+            f"{checkpoint.id} is {checkpoint.family} (give real GGUF weights with --tee-model-path)"
+        )
+    if quant not in QUANTS:
+        raise SyntheticGGUFError(f"unknown quantization {quant!r}; valid: {', '.join(QUANTS)}")
+    folder = (root or cache_dir()) / "gguf"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / cache_name(checkpoint.id, quant, seed)
+    if target.is_file():
+        return Built(target, True, time.perf_counter() - started)
+    with _locked(folder / (target.name + ".lock")):
+        if target.is_file():  # another session built it while we waited
+            return Built(target, True, time.perf_counter() - started)
+        _check_disk_space(checkpoint, quant, folder)
+        partial = folder / f"{target.name}.{os.getpid()}.partial"
+        base = folder / f"{target.name}.{os.getpid()}.f16.partial"
+        try:
+            t0 = time.perf_counter()
+            write_f16_gguf(checkpoint, base, seed=seed)
+            t1 = time.perf_counter()
+            if quant == "F16":
+                os.replace(base, partial)
+            else:
+                quantize(base, partial, quant, threads=threads)
+            t2 = time.perf_counter()
+            os.replace(partial, target)
+        finally:
+            base.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+    return Built(target, False, time.perf_counter() - started, t1 - t0, t2 - t1)
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            # Leftovers of builds that died (their process is gone) are removed before starting again.
+            for stale in lock_path.parent.glob(lock_path.name.removesuffix(".lock") + ".*.partial"):
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_disk_space(checkpoint: Checkpoint, quant: str, folder: Path) -> None:
+    params = checkpoint.parameters
+    need = params * 2 + int(params * QUANTS[quant].bits_per_weight / 8) + (256 << 20)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise SyntheticGGUFError(
+            f"building the synthetic {checkpoint.id} {quant} GGUF needs about {need / 2**30:.1f} GiB free in "
+            f"{folder}, but {free / 2**30:.1f} GiB is free (set PYTEST_TEE_CACHE_DIR to a larger disk)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+def tensor_layout(checkpoint: Checkpoint) -> list[tuple[str, tuple[int, ...], str]]:
+    """(GGUF name, numpy shape, kind) of every tensor llama.cpp's graph for this architecture reads.
+
+    Kinds: ``weight`` (a matrix, F16), ``norm`` (ones, F32), ``bias`` (small, F32), ``rope`` (llama3 rope factors).
+    """
+    cfg = checkpoint.config
+    hidden, ffn = int(cfg["hidden_size"]), int(cfg["intermediate_size"])
+    heads, kv_heads = int(cfg["num_attention_heads"]), int(cfg["num_key_value_heads"])
+    head_dim = int(cfg.get("head_dim") or hidden // heads)
+    vocab, layers = int(cfg["vocab_size"]), int(cfg["num_hidden_layers"])
+    with_bias = checkpoint.family == "qwen2" or bool(cfg.get("attention_bias"))
+    tensors: list[tuple[str, tuple[int, ...], str]] = [("token_embd.weight", (vocab, hidden), "weight")]
+    for i in range(layers):
+        block = f"blk.{i}"
+        tensors += [
+            (f"{block}.attn_norm.weight", (hidden,), "norm"),
+            (f"{block}.attn_q.weight", (heads * head_dim, hidden), "weight"),
+            (f"{block}.attn_k.weight", (kv_heads * head_dim, hidden), "weight"),
+            (f"{block}.attn_v.weight", (kv_heads * head_dim, hidden), "weight"),
+        ]
+        if with_bias:
+            tensors += [
+                (f"{block}.attn_q.bias", (heads * head_dim,), "bias"),
+                (f"{block}.attn_k.bias", (kv_heads * head_dim,), "bias"),
+                (f"{block}.attn_v.bias", (kv_heads * head_dim,), "bias"),
+            ]
+        tensors += [
+            (f"{block}.attn_output.weight", (hidden, heads * head_dim), "weight"),
+            (f"{block}.ffn_norm.weight", (hidden,), "norm"),
+            (f"{block}.ffn_gate.weight", (ffn, hidden), "weight"),
+            (f"{block}.ffn_up.weight", (ffn, hidden), "weight"),
+            (f"{block}.ffn_down.weight", (hidden, ffn), "weight"),
+        ]
+    tensors.append(("output_norm.weight", (hidden,), "norm"))
+    if not cfg.get("tie_word_embeddings", False):
+        tensors.append(("output.weight", (vocab, hidden), "weight"))
+    if _llama3_rope(cfg) is not None:
+        tensors.append(("rope_freqs.weight", (head_dim // 2,), "rope"))
+    return tensors
+
+
+def write_f16_gguf(checkpoint: Checkpoint, path: Path, *, seed: int = 0) -> None:
+    """Write the checkpoint as an F16 GGUF (norms, biases and rope factors F32), streaming tensor by tensor."""
+    import numpy as np
+    from gguf import GGUFWriter, LlamaFileType
+
+    arch = "qwen2" if checkpoint.family == "qwen2" else "llama"
+    writer = GGUFWriter(path, arch)
+    _add_metadata(writer, checkpoint, arch)
+    writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
+    layout = tensor_layout(checkpoint)
+    for name, shape, kind in layout:
+        dtype = np.float16 if kind == "weight" else np.float32
+        writer.add_tensor_info(name, shape, np.dtype(dtype), math.prod(shape) * np.dtype(dtype).itemsize)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    block = _seeded_block(seed)
+    for index, (name, shape, kind) in enumerate(layout):
+        writer.write_tensor_data(_values(checkpoint, name, shape, kind, block, index))
+    writer.close()
+
+
+def _add_metadata(writer: Any, checkpoint: Checkpoint, arch: str) -> None:
+    cfg = checkpoint.config
+    hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+    writer.add_name(f"{checkpoint.title or checkpoint.id} (pytest-tee synthetic weights)")
+    writer.add_context_length(int(cfg.get("max_position_embeddings", 4096)))
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(int(cfg["num_hidden_layers"]))
+    writer.add_feed_forward_length(int(cfg["intermediate_size"]))
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(int(cfg["num_key_value_heads"]))
+    writer.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
+    writer.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
+    writer.add_rope_dimension_count(int(cfg.get("head_dim") or hidden // heads))
+    writer.add_vocab_size(int(cfg["vocab_size"]))
+    _add_tokenizer(writer, checkpoint)
+
+
+def _add_tokenizer(writer: Any, checkpoint: Checkpoint) -> None:
+    """A minimal valid SentencePiece-style vocabulary: the checkpoint's size, byte tokens, its BOS/EOS ids."""
+    from gguf import TokenType
+
+    vocab = checkpoint.vocab_size
+    bos, eos = _special_id(checkpoint, "bos_token_id", 1), _special_id(checkpoint, "eos_token_id", 2)
+    free = (i for i in range(vocab) if i not in (bos, eos))
+    unk = next(free)
+    byte_ids = [next(free) for _ in range(256)]
+    tokens = [f"<t{i}>" for i in range(vocab)]
+    types = [int(TokenType.NORMAL)] * vocab
+    for byte, token_id in enumerate(byte_ids):
+        tokens[token_id], types[token_id] = f"<0x{byte:02X}>", int(TokenType.BYTE)
+    tokens[unk], types[unk] = "<unk>", int(TokenType.UNKNOWN)
+    tokens[bos], types[bos] = "<s>", int(TokenType.CONTROL)
+    tokens[eos], types[eos] = "</s>", int(TokenType.CONTROL)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * vocab)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(bos)
+    writer.add_eos_token_id(eos)
+    writer.add_unk_token_id(unk)
+    writer.add_add_bos_token(False)
+
+
+def _special_id(checkpoint: Checkpoint, key: str, default: int) -> int:
+    value = checkpoint.config.get(key)
+    return int(value) if isinstance(value, int) and 0 <= value < checkpoint.vocab_size else default
+
+
+def _seeded_block(seed: int) -> np.ndarray:
+    """Magnitudes between 0.085 and 1.7 (× 1/√fan_in later), random signs: never zero, never denormal."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    magnitude = rng.uniform(0.05, 1.0, _BLOCK_ELEMENTS).astype(np.float32) * 1.7
+    return np.where(rng.random(_BLOCK_ELEMENTS) < 0.5, -magnitude, magnitude).astype(np.float32)
+
+
+def _values(
+    checkpoint: Checkpoint, name: str, shape: tuple[int, ...], kind: str, block: np.ndarray, index: int
+) -> np.ndarray:
+    import numpy as np
+
+    if kind == "norm":
+        return np.ones(shape, dtype=np.float32)
+    if kind == "rope":
+        factors = _llama3_rope(checkpoint.config)
+        assert factors is not None
+        return factors
+    count = math.prod(shape)
+    offset = (index * 7919 + count) % block.size  # each tensor starts elsewhere in the block
+    flat = np.resize(np.roll(block, -offset), count)
+    if kind == "bias":
+        return (flat * _BIAS_SCALE).reshape(shape).astype(np.float32)
+    scale = 1.0 / math.sqrt(shape[-1])  # fan_in: GGUF rows are outputs, columns inputs
+    return (flat * scale).astype(np.float16).reshape(shape)
+
+
+def _llama3_rope(cfg: Any) -> np.ndarray | None:
+    """llama3 rope scaling factors (as convert_hf_to_gguf.py writes them into rope_freqs.weight), else None."""
+    scaling = cfg.get("rope_scaling") or {}
+    if scaling.get("rope_type") != "llama3":
+        return None
+    import numpy as np
+
+    hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+    dim = int(cfg.get("head_dim") or hidden // heads)
+    base = float(cfg.get("rope_theta", 10000.0))
+    factor = float(scaling["factor"])
+    low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+    old = float(scaling["original_max_position_embeddings"])
+    low_wavelen, high_wavelen = old / low, old / high
+    factors = []
+    for freq in 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)):
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            factors.append(1.0)
+        elif wavelen > low_wavelen:
+            factors.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.asarray(factors, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------- quantizing
+
+
+def quantize(source: Path, target: Path, quant: str, *, threads: int | None = None) -> None:
+    """llama.cpp's own quantizer (``llama_model_quantize``), as llama-quantize runs it."""
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = QUANTS[quant].ftype
+    params.nthread = threads or len(os.sched_getaffinity(0))
+    with quiet_llama():
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    if status != 0:
+        raise SyntheticGGUFError(f"llama_model_quantize({source.name} → {quant}) failed with status {status}")
+
+
+@contextlib.contextmanager
+def quiet_llama() -> Iterator[None]:
+    """llama.cpp logs every tensor while loading and quantizing; keep it to errors while we work."""
+    import logging
+
+    logger = logging.getLogger("llama-cpp-python")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------------------------------- the cache
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: Path
+    size: int
+    modified: float
+    partial: bool  # a build in progress or one that died
+
+
+def list_cache(root: Path | None = None) -> list[CacheEntry]:
+    folder = (root or cache_dir()) / "gguf"
+    if not folder.is_dir():
+        return []
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".lock" or not path.is_file():
+            continue
+        stat = path.stat()
+        entries.append(CacheEntry(path, stat.st_size, stat.st_mtime, path.name.endswith(".partial")))
+    return entries
+
+
+def clear_cache(root: Path | None = None) -> list[CacheEntry]:
+    """Remove every cached synthetic GGUF (and leftovers of interrupted builds); what was removed."""
+    removed = []
+    for entry in list_cache(root):
+        entry.path.unlink(missing_ok=True)
+        removed.append(entry)
+    folder = (root or cache_dir()) / "gguf"
+    for lock in folder.glob("*.lock") if folder.is_dir() else ():
+        lock.unlink(missing_ok=True)
+    return removed

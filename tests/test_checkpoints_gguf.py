@@ -1,0 +1,135 @@
+"""Synthetic GGUF files (exact shapes, valid header), GGUF checks (truncated, corrupt, wrong model), the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_tee.checkpoints.catalogue import get
+from pytest_tee.checkpoints.gguf_files import GGUFError, check_matches, find_gguf, read_gguf
+from pytest_tee.checkpoints.gguf_synthetic import (
+    cache_dir,
+    cache_name,
+    clear_cache,
+    list_cache,
+    tensor_layout,
+    write_f16_gguf,
+)
+from pytest_tee.cli import main
+
+pytest.importorskip("gguf", reason="the gguf package is installed with pytest-tee[llama]")
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gguf") / "tiny-qwen2.F16.gguf"
+    write_f16_gguf(get("tiny-qwen2"), path)
+    return path
+
+
+@pytest.mark.parametrize("ident", ["tiny-qwen2", "tiny-llama", "r1-distill-qwen-1.5b", "r1-distill-llama-8b"])
+def test_tensor_layout_holds_exactly_the_checkpoints_parameters(ident: str):
+    checkpoint = get(ident)
+    counted = sum(
+        _count(shape)
+        for name, shape, kind in tensor_layout(checkpoint)
+        if kind != "rope"  # rope factors: a buffer
+    )
+    assert counted == checkpoint.parameters
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+def test_written_file_reads_back_with_the_checkpoints_architecture_and_shapes(tiny_qwen_gguf: Path):
+    info = read_gguf(tiny_qwen_gguf)
+    assert info.architecture == "qwen2"
+    assert info.file_type == "F16"
+    assert info.shape == {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+    }
+    # F16 matrices, F32 norms and biases; the untied input embedding is not read by a decode step.
+    assert info.tensor_types == {"F16": 16, "F32": 11}
+    embedding = 1024 * 64 * 2
+    assert info.decode_bytes == info.tensor_bytes - embedding
+    check_matches(info, get("tiny-qwen2"))
+
+
+def test_a_truncated_gguf_is_named_with_its_sizes(tiny_qwen_gguf: Path, tmp_path: Path):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(tiny_qwen_gguf.read_bytes()[:-1000])
+    with pytest.raises(GGUFError, match=r"cut.gguf: (corrupt or )?truncated"):
+        read_gguf(cut)
+
+
+def test_a_file_that_is_not_gguf_is_named(tmp_path: Path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"<html>404</html>")
+    with pytest.raises(GGUFError, match=r"model.gguf: not a GGUF file \(starts with b'<htm'"):
+        read_gguf(bad)
+
+
+def test_a_corrupt_header_is_named(tiny_qwen_gguf: Path, tmp_path: Path):
+    data = bytearray(tiny_qwen_gguf.read_bytes())
+    data[8:16] = (10**12).to_bytes(8, "little")  # tensor count: absurd
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(GGUFError, match=r"bad.gguf: corrupt or truncated GGUF header"):
+        read_gguf(bad)
+
+
+def test_a_gguf_of_another_architecture_does_not_match(tiny_qwen_gguf: Path):
+    with pytest.raises(GGUFError, match=r"architecture 'qwen2' does not match tiny-llama .*GGUF architecture 'llama'"):
+        check_matches(read_gguf(tiny_qwen_gguf), get("tiny-llama"))
+    with pytest.raises(GGUFError, match=r"shapes do not match r1-distill-qwen-1.5b: hidden_size 64 \(expected 1536\)"):
+        check_matches(read_gguf(tiny_qwen_gguf), get("r1-distill-qwen-1.5b"))
+
+
+def test_find_gguf_picks_the_file_of_the_quantization(tmp_path: Path):
+    for name in ("model-Q4_K_M.gguf", "model-Q8_0.gguf", "model-f16.gguf"):
+        (tmp_path / name).write_bytes(b"GGUF")
+    assert find_gguf(tmp_path, "Q4_K_M") == tmp_path / "model-Q4_K_M.gguf"
+    assert find_gguf(tmp_path, "F16") == tmp_path / "model-f16.gguf"
+    assert find_gguf(tmp_path, "BF16") is None
+    (tmp_path / "other-Q8_0.gguf").write_bytes(b"GGUF")
+    with pytest.raises(GGUFError, match="several GGUF files for Q8_0"):
+        find_gguf(tmp_path, "Q8_0")
+
+
+def test_cache_dir_follows_the_environment(tmp_path: Path):
+    assert cache_dir({"PYTEST_TEE_CACHE_DIR": str(tmp_path)}) == tmp_path
+    assert cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "pytest-tee"
+
+
+def test_cache_list_and_clear_show_sizes_and_partials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("PYTEST_TEE_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    done = folder / cache_name("tiny-qwen2", "Q8_0", 0)
+    done.write_bytes(b"x" * 3000)
+    (folder / f"{done.name}.123.partial").write_bytes(b"x" * 10)
+    assert [entry.partial for entry in list_cache()] == [False, True]
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "2.9 KiB" in out
+    assert "tiny-qwen2.Q8_0.seed0.w1.gguf" in out
+    assert "(partial: an interrupted build)" in out
+    assert main(["cache", "clear", "--json"]) == 0
+    removed = json.loads(capsys.readouterr().out)
+    assert len(removed) == 2
+    assert list_cache() == []
+    assert not os.listdir(folder)
+    assert clear_cache() == []

@@ -1,0 +1,246 @@
+"""The llama.cpp engine for real, on tiny synthetic GGUFs: exact token counts, counters, records, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_tee.checkpoints.catalogue import get
+from pytest_tee.checkpoints.gguf_files import read_gguf
+from pytest_tee.checkpoints.prompts import make_prompt
+from pytest_tee.engines import get_engine
+from pytest_tee.engines.base import EngineError, LoadRequest, run_once
+from pytest_tee.measure.timing import Workload
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed with pytest-tee[llama]")
+pytest.importorskip("gguf", reason="the gguf package is installed with pytest-tee[llama]")
+
+TINY = get("tiny-qwen2")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tee-cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache_env(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_TEE_CACHE_DIR", str(cache))
+
+
+def _load(quant: str = "Q8_0", **overrides: object):
+    request = LoadRequest("cpu", "cpu", quant, threads=1, **overrides)  # type: ignore[arg-type]
+    return get_engine("llama.cpp").load(TINY, request)
+
+
+def _prompt(tokens: int = 8):
+    return make_prompt(vocab_size=TINY.vocab_size, prompt_tokens=tokens, batch=1, token_range=TINY.text_token_range)
+
+
+def test_a_round_makes_exactly_n_tokens_and_llama_cpps_counters_agree():
+    loaded = _load("Q8_0")
+    assert (loaded.engine, loaded.weights, loaded.dtype) == ("llama.cpp", "synthetic", "Q8_0")
+    engine = get_engine("llama.cpp")
+    round_ = engine.rounds(loaded, _prompt(8), Workload(8, 6, 1), threads=None)
+    record = run_once(round_)
+    assert len(record.times.token_times) == 6
+    assert round_.last_counters is not None
+    assert round_.last_counters["n_p_eval"] == 8
+    assert round_.last_counters["n_eval"] == 5
+    # The second round starts from an empty KV cache: the same counts again.
+    run_once(round_)
+    assert round_.last_counters["n_p_eval"] == 8
+
+
+def test_end_of_sequence_does_not_stop_a_round():
+    loaded = _load("Q8_0")
+    round_ = get_engine("llama.cpp").rounds(loaded, _prompt(8), Workload(8, 5, 1), threads=None)
+    eos = int(TINY.config["eos_token_id"])
+    round_._argmax = lambda logits: eos  # greedy picks EOS every step: it is fed back like any token
+    record = run_once(round_)
+    assert len(record.times.token_times) == 5
+    assert round_.last_counters["n_eval"] == 4
+
+
+def test_describe_records_what_decides_speed():
+    loaded = _load("Q8_0")
+    facts = get_engine("llama.cpp").describe(loaded)
+    assert facts.name == "llama.cpp"
+    assert facts.quantization == "Q8_0"
+    assert facts.build["llama_cpp_python"]
+    assert "CPU" in facts.build["system_info"] or "AVX" in facts.build["system_info"]
+    for key in ("n_threads", "n_threads_batch", "n_ctx", "n_batch", "use_mmap", "use_mlock", "flash_attn"):
+        assert key in facts.key
+    assert facts.key["n_threads"] == 1
+    assert facts.key["n_gpu_layers"] == 0
+    assert facts.key["system_info"] == facts.build["system_info"]
+    assert facts.weight_bytes == loaded.engine_state["gguf_info"].decode_bytes
+
+
+@pytest.mark.parametrize("quant", ["Q4_K_M", "F16", "BF16"])
+def test_each_quantization_builds_and_runs(quant: str, cache: Path):
+    loaded = _load(quant)
+    assert read_gguf(loaded.engine_state["gguf_info"].path).file_type == quant
+    round_ = get_engine("llama.cpp").rounds(loaded, _prompt(), Workload(8, 3, 1), None)
+    assert len(run_once(round_).times.token_times) == 3
+    assert not list((cache / "gguf").glob("*.partial"))
+
+
+def test_a_second_load_uses_the_cache():
+    _load("Q8_0")
+    again = _load("Q8_0")
+    assert again.engine_state["synthetic_cached"] is True
+    assert "(cached)" in again.weights_source
+
+
+def test_a_failed_build_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, cache: Path):
+    from pytest_tee.checkpoints import gguf_synthetic
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise gguf_synthetic.SyntheticGGUFError("quantizer crashed")
+
+    monkeypatch.setattr(gguf_synthetic, "quantize", broken)
+    from pytest_tee.checkpoints.weights import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match="quantizer crashed"):
+        _load("Q6_K")
+    assert not list((cache / "gguf").glob("*Q6_K*.gguf"))
+    assert not list((cache / "gguf").glob("*.partial"))
+
+
+def test_batch_above_one_is_a_clear_error():
+    loaded = _load("Q8_0")
+    with pytest.raises(EngineError, match="one sequence per round"):
+        get_engine("llama.cpp").rounds(loaded, _prompt(), Workload(8, 3, 2), None)
+
+
+def test_a_real_gguf_with_another_quantization_is_named(cache: Path, tmp_path: Path):
+    source = _load("Q8_0").engine_state["gguf_info"].path
+    shutil.copy(source, tmp_path / "mine.gguf")
+    with pytest.raises(EngineError, match=r"mine.gguf: holds Q8_0 weights, but --tee-quant asks for F16"):
+        _load("F16", model_paths={"tiny-qwen2": tmp_path / "mine.gguf"})
+
+
+# ------------------------------------------------------------------------------------------- through pytest
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tee-rounds=2", "--tee-warmup=1", *args)
+
+
+BENCH = """
+def test_gen(tokens_per_second, tee_engine):
+    result = tokens_per_second(prompt_tokens=8, new_tokens=4)
+    assert result.rounds == 2
+"""
+
+
+def test_both_engines_in_one_session_store_engine_blocks_and_distinct_keys(pytester: pytest.Pytester):
+    pytester.makepyfile(BENCH)
+    result = run(
+        pytester,
+        "--tee-models=tiny-qwen2",
+        "--tee-engine=transformers,llama.cpp",
+        "--tee-quant=Q8_0,F16",
+        "--tee-dtype=float32",
+        "--tee-threads=1",
+        "--benchmark-json=out.json",
+        "-v",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_gen[[]cpu-tiny-qwen2-transformers[]] PASSED*",
+            "*::test_gen[[]cpu-tiny-qwen2-llama.cpp-Q8_0[]] PASSED*",
+            "*::test_gen[[]cpu-tiny-qwen2-llama.cpp-F16[]] PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*tiny-qwen2*cpu*llama.cpp*synthetic*Q8_0*8+4x1*"])
+    benches = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    records = {b["extra_info"]["tee"]["engine"]["name"] + ":" + b["extra_info"]["tee"]["dtype"]: b for b in benches}
+    assert set(records) == {"transformers:float32", "llama.cpp:Q8_0", "llama.cpp:F16"}
+    llama = records["llama.cpp:Q8_0"]["extra_info"]["tee"]
+    assert llama["engine"]["settings"]["n_threads"] == 1
+    assert llama["threads"] == 1
+    assert llama["comparison_key"]["engine"] == "llama.cpp"
+    assert llama["comparison_key"]["quantization"] == "Q8_0"
+    assert llama["comparison_key"]["engine_settings"]["n_ctx"] >= 12
+    assert llama["metrics"]["decode_tps"]["n"] == 2
+    keys = [json.dumps(b["extra_info"]["tee"]["comparison_key"], sort_keys=True) for b in benches]
+    assert len(set(keys)) == 3
+
+
+def test_a_gguf_folder_given_as_model_path_is_recorded_as_real(pytester: pytest.Pytester, cache: Path):
+    folder = pytester.path / "weights"
+    folder.mkdir()
+    shutil.copy(_load("Q8_0").engine_state["gguf_info"].path, folder / "tiny-qwen2-Q8_0.gguf")
+    pytester.makepyfile(BENCH)
+    result = run(
+        pytester,
+        "--tee-models=tiny-qwen2",
+        "--tee-engine=llama.cpp",
+        "--tee-quant=Q8_0",
+        f"--tee-model-path=tiny-qwen2={folder}",
+        "--benchmark-json=out.json",
+    )
+    assert result.ret == 0, result.stdout.str()
+    (bench,) = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    tee = bench["extra_info"]["tee"]
+    assert tee["weights"] == "real"
+    assert "tiny-qwen2-Q8_0.gguf" in tee["weights_source"]
+    assert tee["engine"]["settings"]["gguf"]["file"] == "tiny-qwen2-Q8_0.gguf"
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("truncate", "*tiny-qwen2: *broken.gguf: *truncated*"),
+        ("other-arch", "*tiny-qwen2: *broken.gguf: architecture 'llama' does not match tiny-qwen2*"),
+    ],
+)
+def test_a_bad_gguf_given_as_model_path_is_a_usage_error(pytester: pytest.Pytester, damage: str, expected: str):
+    source = _load("Q8_0").engine_state["gguf_info"].path
+    broken = pytester.path / "broken.gguf"
+    if damage == "truncate":
+        broken.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    else:
+        other = get_engine("llama.cpp").load(get("tiny-llama"), LoadRequest("cpu", "cpu", "Q8_0", threads=1))
+        shutil.copy(other.engine_state["gguf_info"].path, broken)
+    pytester.makepyfile(BENCH)
+    result = run(pytester, "--tee-models=tiny-qwen2", "--tee-engine=llama.cpp", f"--tee-model-path=tiny-qwen2={broken}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_llama_cpp_asked_for_but_missing_is_a_usage_error(pytester: pytest.Pytester, monkeypatch):
+    from pytest_tee import engines
+
+    monkeypatch.setitem(engines._LIBRARIES, "llama.cpp", ("no_such_llama_module", "pip install 'pytest-tee[llama]'"))
+    pytester.makepyfile(BENCH)
+    result = run(pytester, "--tee-models=tiny-qwen2", "--tee-engine=llama.cpp")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*command line --tee-engine: --tee-engine=llama.cpp needs the no_such_llama_module*"])
+
+
+def test_llama_cpp_missing_under_a_suite_default_skips_with_the_reason(pytester: pytest.Pytester, monkeypatch):
+    from pytest_tee import engines
+
+    monkeypatch.setitem(engines._LIBRARIES, "llama.cpp", ("no_such_llama_module", "pip install 'pytest-tee[llama]'"))
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_configure(config):
+            from pytest_tee.settings import set_suite_default
+            set_suite_default(config, "engine", "transformers,llama.cpp", "conftest.py")
+        """
+    )
+    pytester.makepyfile(BENCH)
+    result = run(pytester, "--tee-models=tiny-qwen2", "--tee-dtype=float32", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*needs the no_such_llama_module module (llama-cpp-python)*"])
