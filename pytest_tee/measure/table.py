@@ -88,17 +88,90 @@ def session_rows(results: Iterable[Any]) -> list[tuple[str, ...]]:
             *shape,
         )
 
-    return [result_row(record) for record in sorted((result.record for result in results), key=order)]
+    rounds = [result.record for result in results if "load" not in result.record]
+    return [result_row(record) for record in sorted(rounds, key=order)]
+
+
+# Load levels (tee_load) are their own table: their metrics describe a server under load, not one request.
+LOAD_COLUMNS = (
+    ("checkpoint", "<"),
+    ("server", "<"),
+    ("where", "<"),
+    ("load", "<"),
+    ("shape", "<"),
+    ("output tok/s", ">"),
+    ("req/s", ">"),
+    ("TTFT p50 ms", ">"),
+    ("TTFT p99 ms", ">"),
+    ("ITL p99 ms", ">"),
+    ("failed", ">"),
+    ("levels", ">"),
+)
+
+
+def load_row(record: dict[str, Any]) -> tuple[str, ...]:
+    workload = record.get("workload", {})
+    load = record.get("load", {})
+    shape = load.get("shape", {})
+    level = f"c{shape['concurrency']}" if "concurrency" in shape else f"r{shape.get('rate', 0):g}/s"
+    server = (record.get("engine") or {}).get("build", {}).get("server", {})
+    serving = record.get("serving", {})
+    levels = load.get("levels", [])
+    failed = sum(int(item.get("failed", 0)) for item in levels)
+    sent = sum(int(item.get("sent", 0)) for item in levels)
+    return (
+        str(record.get("checkpoint", {}).get("id", "?")),
+        f"{server.get('kind', '?')}",
+        f"{serving.get('location', '?')} {serving.get('host', '')}".strip(),
+        f"{level} x{shape.get('requests', '?')}",
+        f"{workload.get('prompt_tokens')}+{workload.get('new_tokens')}",
+        _median(record, "output_tps"),
+        _median(record, "request_rate"),
+        _median(record, "ttft_p50_s", 1e3),
+        _median(record, "ttft_p99_s", 1e3),
+        _median(record, "itl_p99_ms"),
+        f"{failed}/{sent}",
+        str(record.get("rounds", "?")),
+    )
+
+
+def load_rows(results: Iterable[Any]) -> list[tuple[str, ...]]:
+    def order(record: dict[str, Any]) -> tuple[Any, ...]:
+        shape = record.get("load", {}).get("shape", {})
+        return (str(record.get("checkpoint", {}).get("id")), shape.get("concurrency") or 0, shape.get("rate") or 0)
+
+    loads = [result.record for result in results if "load" in result.record]
+    return [load_row(record) for record in sorted(loads, key=order)]
+
+
+LOAD_FOOTNOTE = "load levels: median (95% CI of the median) over the measured levels; failed = failed/sent requests"
 
 
 def session_table(results: Iterable[Any]) -> list[str]:
-    """The terminal table; values are medians with the 95 % CI of the median."""
-    return [*format_table(COLUMNS, session_rows(results)), FOOTNOTE]
+    """The terminal tables; values are medians with the 95 % CI of the median."""
+    results = list(results)
+    lines: list[str] = []
+    rows = session_rows(results)
+    if rows:
+        lines += [*format_table(COLUMNS, rows), FOOTNOTE]
+    loads = load_rows(results)
+    if loads:
+        lines += [*format_table(LOAD_COLUMNS, loads), LOAD_FOOTNOTE]
+    return lines
 
 
 def markdown_table(results: Iterable[Any]) -> str:
-    """The same table as GitHub-flavoured markdown."""
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |"]
-    lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in COLUMNS) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in session_rows(results)]
-    return "\n".join([*lines, "", f"<sub>{FOOTNOTE}</sub>"])
+    """The same tables as GitHub-flavoured markdown."""
+    results = list(results)
+    parts: list[str] = []
+    for columns, rows, footnote in (
+        (COLUMNS, session_rows(results), FOOTNOTE),
+        (LOAD_COLUMNS, load_rows(results), LOAD_FOOTNOTE),
+    ):
+        if not rows:
+            continue
+        lines = ["| " + " | ".join(name for name, _ in columns) + " |"]
+        lines.append("|" + "|".join("---:" if align == ">" else "---" for _, align in columns) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        parts.append("\n".join([*lines, "", f"<sub>{footnote}</sub>"]))
+    return "\n\n".join(parts)

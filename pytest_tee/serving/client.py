@@ -10,6 +10,7 @@ arrive and, for asyncio, enforced by cancelling).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -142,6 +143,8 @@ def http_error_text(response: httpx.Response) -> str:
             detail = f"{'.'.join(str(part) for part in first.get('loc', ()))}: {first.get('msg', '')}"
         elif isinstance(error, str):
             detail = error
+    # Validation errors quote the input back ("'input': [...]"): keep only what comes before, so no prompt leaks.
+    detail = re.split(r"['\"]?input['\"]?\s*[:=]", detail, maxsplit=1, flags=re.IGNORECASE)[0]
     detail = " ".join(detail.split())[:200]
     return f"HTTP {response.status_code} from {response.request.url.path}" + (f": {detail}" if detail else "")
 

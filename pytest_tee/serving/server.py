@@ -84,6 +84,7 @@ class Server:
         self.vocab_size = vocab_size
         self.prompt_format: str | None = None  # decided by the first prompt: "token-ids" | "text"
         self.probes = 0
+        self.ids_refused: str | None = None
         self._client = sync_client(timeouts, headers)
         self._prompts: dict[tuple[int, str | None], ServerPrompt] = {}
 
@@ -141,9 +142,11 @@ class Server:
         try:
             count = self.count_prompt_tokens(rows[0])
         except ServerError as exc:
-            if "HTTP 4" in str(exc):  # the server's schema refuses a list of ids: use text
-                return None
-            raise
+            if "HTTP " not in str(exc):  # no answer at all: that is not about ids
+                raise
+            # The server refuses a list of ids (llama-cpp-python answers 500, others 400/422): use text instead.
+            self.ids_refused = str(exc)[:120]
+            return None
         if count != prompt_tokens:  # e.g. a BOS added in front: send that many fewer ids
             extra = count - prompt_tokens
             if extra <= 0 or extra >= prompt_tokens:
@@ -201,12 +204,14 @@ class Server:
         best = text_of(low)
         if count_of(best) == prompt_tokens:
             return ConfidentialText(best), low
-        # Close the gap with a prefix of a following word, one character more at a time.
+        # Close the gap one character at a time: glued to the last word (byte-level vocabularies add one token per
+        # character there), or as a following word.
         nearest: set[int] = set()
-        for offset in range(8):
-            word = words[(low + offset) % len(words)]
-            for end in range(1, len(word) + 1):
-                candidate = text_of(low, word[:end])
+        tails = [(best, letters) for letters in ("etaoinshrdlu", "0123456789")]
+        tails += [(best + " ", words[(low + offset) % len(words)]) for offset in range(4)]
+        for head, letters in tails:
+            for end in range(1, len(letters) + 1):
+                candidate = head + letters[:end]
                 counted = count_of(candidate)
                 if counted == prompt_tokens:
                     return ConfidentialText(candidate), low

@@ -221,7 +221,8 @@ class StreamTally:
         if total is None and self._finish_reason == "length" and self.expected is not None:
             total = self.expected  # "length": max_tokens (= N) were generated, however the chunks grouped them
         if total is not None and total < counted:
-            return StreamError("malformed", f"the stream carried {counted} tokens but the server reports {total}")
+            said = "usage reports" if completion is not None else "finish_reason 'length' means max_tokens ="
+            return StreamError("malformed", f"the stream carried {counted} token chunks but {said} {total}")
         if total is not None and total > counted and counted:
             # Tokens the server held back (an incomplete UTF-8 character) arrive merged into one chunk without
             # saying which: they are counted at the last chunk, and the number is recorded (merged_tokens).
