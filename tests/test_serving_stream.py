@@ -172,7 +172,7 @@ def test_endpoints_local_or_remote_and_bad_urls_named():
     )
     assert remote.to_dict() == {"location": "remote", "host": "gpu-cvm.example.org", "port": 443}
     for bad, message in (
-        ("127.0.0.1:8000", "not an http(s) URL"),
+        ("127.0.0.1:8000", r"not an http\(s\) URL"),
         ("http://user:secret@host:8000", "API key in an environment variable"),
         ("http://host:99999", "port"),
     ):
