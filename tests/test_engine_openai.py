@@ -158,3 +158,24 @@ def test_load_gate_compares_stored_levels(pytester: pytest.Pytester, server: Lla
     assert "output_tps" in text
     assert "test_load[cpu-tiny-qwen2-c1]" in text
     assert "test_load[cpu-tiny-qwen2-c4]" in text
+
+
+def test_report_lists_serving_levels_beside_the_rounds_never_ratioed(
+    pytester: pytest.Pytester, server: LlamaServer, capsys: pytest.CaptureFixture[str]
+):
+    from pytest_tee.cli import main
+
+    pytester.makepyfile(test_rounds=ROUNDS, test_levels=LOAD)
+    result = run(pytester, server.url, "--tee-rounds=3", "--tee-warmup=0", "--benchmark-save=serving")
+    assert result.ret == 0, result.stdout.str()
+    capsys.readouterr()
+    assert main(["report", str(pytester.path / ".benchmarks"), "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (row,) = document["rows"]  # the single-request rounds: one row of their own engine
+    assert row["engine"] == "openai"
+    assert {level["shape"]["concurrency"] for level in document["serving_levels"]} == {1, 4}
+    assert all(level["metrics"]["output_tps"]["median"] > 0 for level in document["serving_levels"])
+    assert main(["report", str(pytester.path / ".benchmarks")]) == 0
+    text = capsys.readouterr().out
+    assert "Serving under load (tee_load levels; beside the rows above, never ratioed against them)" in text
+    assert "llama-cpp-python tiny-qwen2" in text

@@ -205,6 +205,8 @@ def choose_cells(runs: Sequence[SavedRun]) -> dict[RowKey, dict[str, CellChoice]
     grouped: dict[RowKey, dict[str, list[Source]]] = {}
     for saved in runs:
         for position, measurement in enumerate(saved.run.measurements):
+            if isinstance(measurement.tee.get("load"), dict):  # a serving load level: its own table (report.serving)
+                continue
             # transformers' dtype may differ between devices by design (auto: bf16 on a GPU, fp32 on an old CPU):
             # it stays a listed difference beside the ratio. A GGUF's quantization is the model itself: its own row.
             quant = measurement.quantization if measurement.engine != "transformers" else ""
