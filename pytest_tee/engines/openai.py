@@ -12,6 +12,7 @@ the chunks and the server's ``usage`` block. The API key comes from the environm
 from __future__ import annotations
 
 import gc
+import json
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ class OpenAIEngine:
                 api_key_env=str(options.get("api_key_env") or "OPENAI_API_KEY"),
                 timeouts=Timeouts(read_s=read_s, total_s=max(read_s * 10, 600.0)),
                 vocab_size=checkpoint.vocab_size,
+                extra=json.loads(options["request_extra"]) if options.get("request_extra") else None,
             )
         except (ServerError, EndpointError) as exc:
             raise EngineError(f"--tee-endpoint: {exc}") from None
@@ -71,7 +73,13 @@ class OpenAIEngine:
 
     def cache_key(self, request: LoadRequest) -> tuple[Any, ...]:
         options = request.options
-        return (NAME, options.get("endpoint"), options.get("served_model"), options.get("server_kind"))
+        return (
+            NAME,
+            options.get("endpoint"),
+            options.get("served_model"),
+            options.get("server_kind"),
+            options.get("request_extra"),
+        )
 
     def unavailable_reason(self, execution_env: str, device: str) -> str | None:
         import importlib.util
@@ -92,6 +100,8 @@ class OpenAIEngine:
         key = {"server_kind": server.info.kind, "served_model": server.info.model, "location": endpoint["location"]}
         if endpoint["location"] == "remote":
             key["host"] = endpoint["host"]
+        if facts.get("request_extra"):
+            key["request_extra"] = facts["request_extra"]
         return EngineFacts(
             name=NAME,
             quantization=loaded.dtype,

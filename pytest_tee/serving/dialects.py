@@ -47,7 +47,9 @@ class Dialect:
         }
         if self.ignore_eos:
             body["ignore_eos"] = True
-        if self.min_tokens:
+        if self.min_tokens and not self._bias_replaces_min_tokens:
+            # llama-cpp-python (0.3.36) drops both its min_tokens and logit_bias processors when given both
+            # (``logits_processor = logits_processor.extend(...)`` is None): the bias must then ban EOS itself.
             body["min_tokens"] = new_tokens
         if stream and self.include_usage:
             options: dict[str, Any] = {"include_usage": True}
@@ -56,8 +58,19 @@ class Dialect:
             body["stream_options"] = options
         return body
 
+    @property
+    def _bias_replaces_min_tokens(self) -> bool:
+        return self.kind == "llama-cpp-python" and "logit_bias" in self.extra
+
+    @property
+    def how_exact(self) -> str:
+        """How this request asks for exactly N tokens, as recorded with results."""
+        if self._bias_replaces_min_tokens:
+            return "logit_bias from --tee-request-extra (must ban EOS; min_tokens not sent)"
+        return self.exact_tokens
+
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "exact_tokens": self.exact_tokens}
+        return {"kind": self.kind, "exact_tokens": self.how_exact}
 
 
 DIALECTS: dict[str, Dialect] = {

@@ -9,6 +9,7 @@ counts them. The prompt lives only in memory for sending; results keep its SHA-2
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -251,8 +252,9 @@ class Server:
         return {
             "server": self.info.to_dict(),
             "endpoint": self.endpoint.to_dict(),
-            "exact_tokens": self.dialect.exact_tokens,
+            "exact_tokens": self.dialect.how_exact,
             "prompt_format": self.prompt_format,
+            "request_extra": dict(self.dialect.extra),
             "timeouts_s": {
                 "connect": self.timeouts.connect_s,
                 "read": self.timeouts.read_s,
@@ -269,6 +271,7 @@ def connect(
     api_key_env: str = "OPENAI_API_KEY",
     timeouts: Timeouts | None = None,
     vocab_size: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Server:
     """Ask the server what it serves (``/v1/models``); ServerError when it cannot be reached or is not one."""
     import httpx
@@ -296,7 +299,10 @@ def connect(
     if version is not None:
         info = ServerInfo(info.kind, info.model, info.owned_by, version, info.facts)
     vocab = int(info.facts.get("n_vocab") or vocab_size or 32000)
-    return Server(endpoint, info, timeouts, headers, vocab)
+    server = Server(endpoint, info, timeouts, headers, vocab)
+    if extra:
+        server.dialect = dataclasses.replace(server.dialect, extra=dict(extra))
+    return server
 
 
 def _version(client: Any, endpoint: Endpoint) -> str | None:
