@@ -50,9 +50,10 @@ def guidellm(exe: str, url: str, prompts: list[str], out: Path) -> dict[str, flo
     data = out / "prompts.json"
     data.write_text(json.dumps([{"prompt": prompts[i % len(prompts)]} for i in range(32)]))
     result = out / "guidellm.json"
+    backend = f"kind=openai_http,target={url},validate_backend=false,request_format=/v1/completions,max_tokens=32"
     command = [
         exe, "run",
-        "--backend", f"kind=openai_http,target={url},validate_backend=false,request_format=/v1/completions,max_tokens=32",
+        "--backend", backend,
         "--profile", "kind=concurrent,streams=4",
         "--constraint", "kind=max_requests,count=32",
         "--data", f"kind=json_file,path={data}",
