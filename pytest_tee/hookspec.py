@@ -58,6 +58,8 @@ def pytest_tee_generate_model(
 ) -> LoadedModel | None:
     """Replace model loading: return a ``LoadedModel`` for this checkpoint on this execution environment.
 
+    Asked for test instances of the transformers engine (``tee_engine == "transformers"``); the built-in
+    llama.cpp engine loads its GGUF itself (``--tee-engine=llama.cpp``, see docs/engines.md).
     ``LoadedModel.model`` needs only a transformers-style ``generate(input_ids=…, attention_mask=…,
     max_new_tokens=N, min_new_tokens=N, do_sample=False, num_beams=1, eos_token_id=None, streamer=…)`` that calls
     ``streamer.put`` once with the prompt and once per generated step, then ``streamer.end()``. That is enough to

@@ -151,13 +151,10 @@ def test_both_engines_in_one_session_store_engine_blocks_and_distinct_keys(pytes
         "-v",
     )
     assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(
-        [
-            "*::test_gen[[]cpu-tiny-qwen2-transformers[]] PASSED*",
-            "*::test_gen[[]cpu-tiny-qwen2-llama.cpp-Q8_0[]] PASSED*",
-            "*::test_gen[[]cpu-tiny-qwen2-llama.cpp-F16[]] PASSED*",
-        ]
-    )
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    for ident in ("transformers", "llama.cpp-Q8_0", "llama.cpp-F16"):
+        assert f"::test_gen[cpu-tiny-qwen2-{ident}]" in out
     result.stdout.fnmatch_lines(["*tiny-qwen2*cpu*llama.cpp*synthetic*Q8_0*8+4x1*"])
     benches = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     records = {b["extra_info"]["tee"]["engine"]["name"] + ":" + b["extra_info"]["tee"]["dtype"]: b for b in benches}
@@ -244,3 +241,46 @@ def test_llama_cpp_missing_under_a_suite_default_skips_with_the_reason(pytester:
     result = run(pytester, "--tee-models=tiny-qwen2", "--tee-dtype=float32", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*needs the no_such_llama_module module (llama-cpp-python)*"])
+
+
+def test_stored_runs_of_both_engines_go_through_compare_report_and_pytest_benchmark(pytester: pytest.Pytester):
+    import os
+    import subprocess
+    import sys
+
+    from pytest_tee.cli import main
+
+    pytester.makepyfile(BENCH)
+    args = ("--tee-models=tiny-qwen2", "--tee-engine=transformers,llama.cpp", "--tee-dtype=float32")
+    for _ in range(2):
+        assert run(pytester, *args, "--tee-threads=1", "--benchmark-save=both").ret == 0
+    saved = sorted(pytester.path.glob(".benchmarks/*/*.json"))
+    assert len(saved) == 2
+    # The offline gate pairs each engine's benchmark with itself (same comparison key) and judges it.
+    assert main(["compare", str(saved[0]), str(saved[1])]) in (0, 1)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_tee.cli", "compare", str(saved[0]), str(saved[1])],
+        capture_output=True,
+        text=True,
+    )
+    assert "llama.cpp-Q4_K_M" in out.stdout
+    assert "not comparable" not in out.stdout
+    report = subprocess.run(
+        [sys.executable, "-m", "pytest_tee.cli", "report", str(saved[1]), "--format", "md"],
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "| checkpoint | engine | quant |" in report.stdout
+    assert "| tiny-qwen2 | llama.cpp | Q4_K_M |" in report.stdout
+    assert "| tiny-qwen2 | transformers | float32 |" in report.stdout
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    compared = subprocess.run(
+        [sys.executable, "-m", "pytest_benchmark", "compare", "0001", "0002"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert compared.returncode == 0, compared.stderr
+    assert "llama.cpp-Q4_K_M" in compared.stdout

@@ -59,10 +59,11 @@ class LlamaSettings:
     kv_type: str = "f16"
 
     @classmethod
-    def for_request(cls, request: LoadRequest) -> LlamaSettings:
+    def for_request(cls, request: LoadRequest, trained_context: int | None = None) -> LlamaSettings:
         threads = request.threads or default_threads()
         prompt, new, _batch = request.workload
-        n_ctx = max(DEFAULT_CONTEXT, -(-(prompt + new) // CONTEXT_STEP) * CONTEXT_STEP)
+        default = min(DEFAULT_CONTEXT, trained_context or DEFAULT_CONTEXT)  # llama.cpp warns beyond training
+        n_ctx = max(default, -(-(prompt + new) // CONTEXT_STEP) * CONTEXT_STEP)
         return cls(
             n_threads=threads,
             n_threads_batch=threads,
@@ -111,7 +112,8 @@ class LlamaCppEngine:
 
         started = time.perf_counter()
         quant = request.precision
-        settings = LlamaSettings.for_request(request)
+        trained = checkpoint.config.get("max_position_embeddings")
+        settings = LlamaSettings.for_request(request, int(trained) if isinstance(trained, int) else None)
         path, kind, source, build = _resolve_gguf(checkpoint, quant, request, settings)
         try:
             info = read_gguf(path)
@@ -328,6 +330,8 @@ class LlamaRound:
         lib = self._lib
         gc.collect()
         self._memory.reset()
+        # Work queued on this context by anyone else is finished first, so it cannot land in this round's counters.
+        lib.llama_synchronize(self._ctx)
         lib.llama_memory_clear(lib.llama_get_memory(self._ctx), True)
         lib.llama_perf_context_reset(self._ctx)
 

@@ -209,7 +209,11 @@ def _engine_headers(report: Report) -> list[str]:
 
 
 def _engine_cells(report: Report, row: Row) -> list[str]:
-    return [row.engine, row.quantization or "dtype"] if report.has_engines else []
+    if not report.has_engines:
+        return []
+    # transformers rows may hold cells of several dtypes (auto picks per device): name them all.
+    precision = row.quantization or "/".join(sorted({str(cell.dtype or "?") for cell in row.cells.values()}))
+    return [row.engine, precision]
 
 
 def roofline_lines(report: Report) -> list[str]:
