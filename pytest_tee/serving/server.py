@@ -87,7 +87,7 @@ class Server:
         self.probes = 0
         self.ids_refused: str | None = None
         self._client = sync_client(timeouts, headers)
-        self._prompts: dict[tuple[int, str | None], ServerPrompt] = {}
+        self._prompts: dict[tuple[int, int, str | None], ServerPrompt] = {}
 
     @property
     def completions_url(self) -> str:
