@@ -275,7 +275,7 @@ def test_summary_file_and_github_step_summary(
     summary = (pytester.path / "summary.md").read_text()
     assert summary.startswith("## pytest-tee")
     assert "| checkpoint | env |" in summary
-    assert "| tiny-qwen2 | cpu | synthetic |" in summary
+    assert "| tiny-qwen2 | cpu | transformers | synthetic |" in summary
     assert step_summary.read_text() == summary
 
 

@@ -24,24 +24,22 @@ ENGINE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DEFAULT_ENGINE = "transformers"
 
 
-# engine -> (importable module, distribution, what to install); checked without importing it.
-_LIBRARIES: dict[str, tuple[str, str, str]] = {
-    "llama.cpp": (
-        "llama_cpp",
-        "llama-cpp-python",
-        "pip install 'pytest-tee[llama]' (builds llama-cpp-python from source, ~6.5 min)",
-    ),
-    "openai": ("httpx", "httpx", "pip install 'pytest-tee[server]'"),
+# engine -> (importable module, what to install); checked without importing it.
+_LIBRARIES: dict[str, tuple[str, str]] = {
+    "llama.cpp": ("llama_cpp", "pip install 'pytest-tee[llama]' (builds llama-cpp-python from source, ~6.5 min)"),
+    "openai": ("httpx", "pip install 'pytest-tee[server]'"),
 }
+_DISTRIBUTIONS = {"llama.cpp": "llama-cpp-python", "openai": "httpx"}
 
 
 def missing_library(name: str) -> str | None:
     """Why engine ``name`` cannot be used here (its library is not installed), or None."""
     import importlib.util
 
-    module, distribution, install = _LIBRARIES.get(name, ("", "", ""))
+    module, install = _LIBRARIES.get(name, ("", ""))
     if not module or importlib.util.find_spec(module) is not None:
         return None
+    distribution = _DISTRIBUTIONS.get(name, module)
     return f"--tee-engine={name} needs the {module} module ({distribution}), which is not installed: {install}"
 
 
