@@ -97,11 +97,11 @@ LOAD = """
 import pytest
 from pytest_tee.serving.load import sweep
 
-@pytest.mark.parametrize("shape", sweep(concurrency=(1, 4), requests=8))
+@pytest.mark.parametrize("shape", sweep(concurrency=(1, 4), requests=4))
 def test_load(tee_load, shape):
     result = tee_load(shape=shape, prompt_tokens=16, new_tokens=8)
     assert result.failed == 0
-    assert result.sent == result.rounds * 8
+    assert result.sent == result.rounds * 4
 """
 
 
@@ -120,10 +120,10 @@ def test_load_levels_at_concurrency_1_and_4_are_stored_with_direction(pytester: 
             assert summary["higher_is_better"] == METRICS[name].higher_is_better
         assert tee["metrics"]["error_rate"]["median"] == 0
         for level in tee["load"]["levels"]:
-            assert (level["sent"], level["completed"], level["failed"]) == (8, 8, 0)
-            assert level["output_tokens"] == 8 * 8
+            assert (level["sent"], level["completed"], level["failed"]) == (4, 4, 0)
+            assert level["output_tokens"] == 4 * 8
         assert len(tee["load"]["warmup_levels"]) == 1
-        assert tee["comparison_key"]["engine_settings"]["load"] == {"requests": 8, "concurrency": concurrency}
+        assert tee["comparison_key"]["engine_settings"]["load"] == {"requests": 4, "concurrency": concurrency}
     # Four requests in flight on one server slot queue behind each other: the first token waits longer.
     assert stored[4]["metrics"]["ttft_p90_s"]["median"] > stored[1]["metrics"]["ttft_p90_s"]["median"]
 
