@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from pytest_tee.checkpoints.catalogue import Checkpoint
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.environment.record import Environment, ExecutionEnv
-    from pytest_tee.measure.fixture import TokensPerSecond
+    from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
+    from pytest_tee.measure.load_fixture import LoadBenchmark
     from pytest_tee.measure.throughput import ThroughputResult
 
 SESSION = pytest.StashKey[TeeSession]()
@@ -39,6 +40,7 @@ FIXTURES = frozenset(
         "tee_execution_env",
         "tee_engine",
         "tee_quant",
+        "tee_load",
         "deepseek_checkpoint",
         "deepseek_model",
         "tokens_per_second",
@@ -191,7 +193,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session.detection()
     for item in items:
         _apply_requires(item, session)
-    session.measuring_items = sum("tokens_per_second" in getattr(item, "fixturenames", ()) for item in items)
+    session.measuring_items = sum(
+        bool({"tokens_per_second", "tee_load"} & set(getattr(item, "fixturenames", ()))) for item in items
+    )
 
     # Tests sharing a checkpoint × environment × engine run together, so only one model is held and each loads once.
     def model_key(item: pytest.Item) -> tuple[int, str, str, str, str]:
@@ -307,7 +311,27 @@ def tokens_per_second(
     tee_quant: str | None,
 ) -> TokensPerSecond:
     """tokens_per_second(prompt_tokens=…, new_tokens=…, batch=…, prompt=None, model=None) -> ThroughputResult."""
-    from pytest_tee.measure.fixture import MeasureContext, TokensPerSecond
+    from pytest_tee.measure.fixture import TokensPerSecond
+
+    return TokensPerSecond(_measure_context(request, tee_execution_env))
+
+
+@pytest.fixture
+def tee_load(
+    request: pytest.FixtureRequest,
+    deepseek_checkpoint: Checkpoint,
+    tee_execution_env: ExecutionEnv,
+    tee_engine: str,
+    tee_quant: str | None,
+) -> LoadBenchmark:
+    """tee_load(concurrency=N | rate=R, requests=M, prompt_tokens=…, new_tokens=…) -> LoadResult (openai engine)."""
+    from pytest_tee.measure.load_fixture import LoadBenchmark
+
+    return LoadBenchmark(_measure_context(request, tee_execution_env))
+
+
+def _measure_context(request: pytest.FixtureRequest, tee_execution_env: ExecutionEnv) -> MeasureContext:
+    from pytest_tee.measure.fixture import MeasureContext
     from pytest_tee.measure.rounds import RoundPlan
     from pytest_tee.measure.timing import Workload
 
@@ -316,7 +340,7 @@ def tokens_per_second(
     settings = session.settings
     _refuse_xdist(config)
     has_benchmark = config.pluginmanager.hasplugin("benchmark")
-    context = MeasureContext(
+    return MeasureContext(
         plan=RoundPlan(
             rounds=settings.rounds,
             warmup=settings.warmup,
@@ -338,7 +362,6 @@ def tokens_per_second(
         on_result=_result_recorder(request, session),
         fullname=request.node.nodeid,
     )
-    return TokensPerSecond(context)
 
 
 def _adaptive_gate(session: TeeSession) -> Any:

@@ -370,6 +370,8 @@ class StoredMeasurement:
     versions: Mapping[str, str | None] = field(default_factory=dict)
     comparison_key: Mapping[str, Any] = field(default_factory=dict)  # empty: built from the fields
     schema: int = SCHEMA  # the schema it was read from (written records are always ``SCHEMA``)
+    serving: Mapping[str, Any] | None = None  # the openai engine: where the measured server ran (local/remote)
+    load: Mapping[str, Any] | None = None  # tee_load: the load shape and each level's counts and errors
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys a newer version or a hook added, kept as written
 
     def __post_init__(self) -> None:
@@ -424,6 +426,8 @@ class StoredMeasurement:
             "environment_fingerprint": self.environment_fingerprint,
             "versions": dict(self.versions),
             "comparison_key": _plain(self.comparison_key),
+            **({"serving": dict(self.serving)} if self.serving is not None else {}),
+            **({"load": _plain(self.load)} if self.load is not None else {}),
         }
 
     @classmethod
@@ -468,6 +472,8 @@ class StoredMeasurement:
             environment_fingerprint=str(data.get("environment_fingerprint") or ""),
             versions={str(k): _str_or_none(v) for k, v in _mapping(data.get("versions")).items()},
             comparison_key=stored_key,
+            serving=_mapping(data["serving"]) if isinstance(data.get("serving"), Mapping) else None,
+            load=_mapping(data["load"]) if isinstance(data.get("load"), Mapping) else None,
             schema=int(schema),
             extra={key: value for key, value in data.items() if key not in known},
         )

@@ -330,6 +330,7 @@ def load_model_for(
         model_paths=settings.model_paths,
         workload=(settings.prompt_tokens, settings.new_tokens, settings.batch),
         threads=settings.threads,
+        options=engine_options(settings, engine_name),
     )
     try:
         engine = get_engine(engine_name)
@@ -361,6 +362,20 @@ def load_model_for(
         pytest.fail(str(exc), pytrace=False)
 
 
+def engine_options(settings: Settings, engine_name: str) -> dict[str, Any]:
+    """The engine-specific settings an engine reads from ``LoadRequest.options``."""
+    if engine_name != "openai":
+        return {}
+    return {
+        "endpoint": settings.endpoint,
+        "served_model": settings.served_model,
+        "server_kind": settings.server_kind,
+        "api_key_env": settings.api_key_env,
+        "request_timeout": settings.request_timeout,
+        "request_extra": settings.request_extra,
+    }
+
+
 def _cuda_bf16(session: TeeSession, execution_env: ExecutionEnv) -> bool:
     """bfloat16 runs natively from compute capability 8.0 (Ampere) on; older GPUs get float16 under auto."""
     for device in session.environment.devices:
@@ -371,12 +386,24 @@ def _cuda_bf16(session: TeeSession, execution_env: ExecutionEnv) -> bool:
     return True
 
 
+def server_prompt(server: Any, workload: Any, text: str | None) -> Any:
+    """A prompt the server confirms to be ``workload.prompt_tokens`` long (ValueError naming the problem)."""
+    from pytest_tee.serving.server import ServerError
+
+    try:
+        return server.make_prompt(workload.prompt_tokens, workload.batch, text)
+    except ServerError as exc:
+        raise ValueError(f"building a prompt on the server: {exc}") from None
+
+
 def prompt_maker(config: pytest.Config) -> Callable[..., Any]:
     """make_prompt(loaded, workload, text) with the prompt texts a conftest may provide."""
     from pytest_tee.checkpoints.prompts import make_prompt
     from pytest_tee.confidential import ConfidentialText
 
     def make(loaded: Any, workload: Any, text: str | None) -> Any:
+        if getattr(loaded, "engine", None) == "openai":  # the server counts the prompt's tokens itself
+            return server_prompt(loaded.model, workload, text)
         checkpoint = getattr(loaded, "checkpoint", None)
         tokenizer = getattr(loaded, "tokenizer", None)
         texts = None

@@ -92,6 +92,56 @@ def parse_quants(text: str) -> tuple[str, ...]:
         raise SettingError(str(exc)) from None
 
 
+def parse_endpoint_url(text: str) -> str:
+    """An http(s) URL of an OpenAI-compatible server (``…/v1`` accepted); its canonical base URL."""
+    from pytest_tee.serving.endpoint import EndpointError, parse_endpoint
+
+    try:
+        return parse_endpoint(text).base_url
+    except EndpointError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def parse_server_kind(text: str) -> str:
+    from pytest_tee.serving.endpoint import SERVER_KINDS
+
+    return _choice(SERVER_KINDS)(text)
+
+
+def parse_env_name(text: str) -> str:
+    value = text.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise SettingError(f"{text!r} is not an environment variable name such as OPENAI_API_KEY")
+    return value
+
+
+def parse_model_name(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise SettingError("empty model name; give the id the server lists at /v1/models")
+    return value
+
+
+# Request fields the openai engine sets itself: extra fields may not replace them.
+PROTECTED_REQUEST_FIELDS = ("model", "prompt", "max_tokens", "min_tokens", "stream", "stream_options", "n")
+
+
+def parse_request_extra(text: str) -> str:
+    """A JSON object of extra request fields (e.g. ``{"logit_bias": {"42": -100}}``); kept as canonical JSON."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingError(f'{text!r} is not JSON ({exc.msg}); give an object such as {{"top_k": 1}}') from None
+    if not isinstance(value, dict):
+        raise SettingError(f"{text!r} is not a JSON object of request fields")
+    clash = sorted(set(value) & set(PROTECTED_REQUEST_FIELDS))
+    if clash:
+        raise SettingError(f"{', '.join(clash)}: set by pytest-tee for exactly N streamed tokens; not allowed here")
+    return json.dumps(value, sort_keys=True)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -308,7 +358,7 @@ OPTIONS: tuple[Option, ...] = (
         "inference engines to measure, a collection dimension like --tee-device",
         parse_engines,
         ("transformers",),
-        "transformers|llama.cpp[,…]",
+        "transformers|llama.cpp|openai[,…]",
     ),
     Option(
         "quant",
@@ -317,6 +367,54 @@ OPTIONS: tuple[Option, ...] = (
         parse_quants,
         ("Q4_K_M",),
         "Q4_K_M|Q8_0|F16|BF16[,…]",
+    ),
+    Option(
+        "endpoint",
+        "--tee-endpoint",
+        "URL of the OpenAI-compatible streaming server the openai engine measures",
+        parse_endpoint_url,
+        None,
+        "URL",
+    ),
+    Option(
+        "served_model",
+        "--tee-served-model",
+        "model id the openai engine asks for (default: the one model the server lists)",
+        parse_model_name,
+        None,
+        "NAME",
+    ),
+    Option(
+        "server_kind",
+        "--tee-server-kind",
+        "how the server is asked for exactly N tokens (auto: from /v1/models)",
+        parse_server_kind,
+        "auto",
+        "auto|vllm|sglang|llama.cpp|llama-cpp-python|ollama|tgi|generic",
+    ),
+    Option(
+        "api_key_env",
+        "--tee-api-key-env",
+        "environment variable holding the server's API key (never stored)",
+        parse_env_name,
+        "OPENAI_API_KEY",
+        "VAR",
+    ),
+    Option(
+        "request_extra",
+        "--tee-request-extra",
+        "openai engine: JSON object of extra fields for every request (recorded, part of the comparison key)",
+        parse_request_extra,
+        None,
+        "JSON",
+    ),
+    Option(
+        "request_timeout",
+        "--tee-request-timeout",
+        "openai engine: seconds to wait for the first byte and between streamed chunks",
+        parse_seconds,
+        60.0,
+        "S",
     ),
     Option(
         "dtype",
@@ -418,6 +516,12 @@ class Settings:
     weights: str = "auto"
     engine: tuple[str, ...] = ("transformers",)
     quant: tuple[str, ...] = ("Q4_K_M",)
+    endpoint: str | None = None
+    served_model: str | None = None
+    server_kind: str = "auto"
+    api_key_env: str = "OPENAI_API_KEY"
+    request_timeout: float = 60.0
+    request_extra: str | None = None
     dtype: str = "auto"
     prompt_tokens: int = 128
     new_tokens: int = 32

@@ -113,5 +113,5 @@ def test_summary_fields_and_direction():
 def test_every_metric_declares_unit_and_direction():
     for name, metric in METRICS.items():
         assert metric.name == name
-        assert metric.unit in {"tok/s", "s", "ms", "MiB"}
+        assert metric.unit in {"tok/s", "req/s", "s", "ms", "MiB", "ratio"}
         assert metric.higher_is_better == metric.unit.endswith("/s")

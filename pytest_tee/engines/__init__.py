@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, str] = {
     "transformers": "pytest_tee.engines.transformers:TransformersEngine",
     "llama.cpp": "pytest_tee.engines.llama_cpp:LlamaCppEngine",
+    "openai": "pytest_tee.engines.openai:OpenAIEngine",
 }
 ENGINE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DEFAULT_ENGINE = "transformers"
@@ -26,7 +27,9 @@ DEFAULT_ENGINE = "transformers"
 # engine -> (importable module, what to install); checked without importing it.
 _LIBRARIES: dict[str, tuple[str, str]] = {
     "llama.cpp": ("llama_cpp", "pip install 'pytest-tee[llama]' (builds llama-cpp-python from source, ~6.5 min)"),
+    "openai": ("httpx", "pip install 'pytest-tee[server]'"),
 }
+_DISTRIBUTIONS = {"llama.cpp": "llama-cpp-python", "openai": "httpx"}
 
 
 def missing_library(name: str) -> str | None:
@@ -36,7 +39,8 @@ def missing_library(name: str) -> str | None:
     module, install = _LIBRARIES.get(name, ("", ""))
     if not module or importlib.util.find_spec(module) is not None:
         return None
-    return f"--tee-engine={name} needs the {module} module (llama-cpp-python), which is not installed: {install}"
+    distribution = _DISTRIBUTIONS.get(name, module)
+    return f"--tee-engine={name} needs the {module} module ({distribution}), which is not installed: {install}"
 
 
 @cache

@@ -13,7 +13,7 @@ from pytest_tee.compat import keep_benchmark_rounds
 from pytest_tee.confidential import confidential
 from pytest_tee.measure.metrics import RoundError
 from pytest_tee.measure.progress import RoundProgress
-from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan, stopping_metric
+from pytest_tee.measure.rounds import GateCheck, RoundLog, RoundPlan
 from pytest_tee.measure.throughput import ThroughputResult
 from pytest_tee.measure.timing import Workload
 from pytest_tee.records import (
@@ -177,7 +177,7 @@ class TokensPerSecond:
         self, log: RoundLog, values: Mapping[str, float], warmup: bool, *, finished: bool = False
     ) -> None:
         progress = self._context.progress
-        metric = stopping_metric(log.workload)
+        metric = log.stop_metric()
         if progress is None or metric not in values:
             return
         plan = log.plan
@@ -194,7 +194,7 @@ class TokensPerSecond:
                 metric=metric,
                 value=values[metric],
                 median=statistics.median(measured) if measured and not warmup else None,
-                ttft_s=values.get("ttft_s", 0.0),
+                ttft_s=values.get("ttft_s", values.get("ttft_p50_s", 0.0)),
                 left_s=rounds_left * self._round_s,  # the last round's time: warmup rounds are often slower
                 finished=finished,
             )
@@ -212,6 +212,8 @@ class TokensPerSecond:
         context = self._context
         described = dict(loaded.describe())
         dtype = described.get("dtype", "unknown")
+        endpoint = facts.settings.get("endpoint")
+        remote = isinstance(endpoint, Mapping) and endpoint.get("location") == "remote"
         engine = EngineInfo(
             name=facts.name,
             quantization=facts.quantization,
@@ -221,7 +223,8 @@ class TokensPerSecond:
             weight_bytes=facts.weight_bytes,
         )
         return StoredMeasurement(
-            execution_env=context.execution_env.name,
+            # A remote server runs outside this host's environment: its results are labelled remote, not ours.
+            execution_env="remote" if remote else context.execution_env.name,
             engine=engine,
             device=described.get("device") or context.execution_env.torch_device,
             checkpoint=CheckpointInfo.from_json(described["checkpoint"]),
@@ -248,7 +251,24 @@ class TokensPerSecond:
             host=context.host_snapshot,
             environment_fingerprint=context.environment_fingerprint,
             versions=_library_versions(),
+            serving=serving_block(endpoint, context.execution_env.name) if isinstance(endpoint, Mapping) else None,
         )
+
+
+def serving_block(endpoint: Mapping[str, Any], execution_env: str) -> dict[str, Any]:
+    """Where a measured server ran. A local one shares this host's environment record (and its TEE, when it has
+    one); for a remote one the host is recorded and any trust boundary it may run in is unverified."""
+    block = dict(endpoint)
+    if endpoint.get("location") == "remote":
+        block["tee"] = "unverified"
+        block["note"] = (
+            "remote endpoint: the environment record describes the client; no evidence from the server's host binds "
+            "these results"
+        )
+    else:
+        block["tee"] = execution_env
+        block["note"] = "local endpoint: the server shares this host's environment record"
+    return block
 
 
 def _positive(name: str, value: int | None, default: int) -> int:

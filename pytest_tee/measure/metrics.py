@@ -46,8 +46,31 @@ METRICS: dict[str, Metric] = {
         Metric("itl_p99_ms", "ms", False, "99th percentile gap between consecutive new tokens"),
         Metric("peak_rss_mib", "MiB", False, "peak resident memory of this process during the round"),
         Metric("peak_gpu_mib", "MiB", False, "peak CUDA memory allocated by torch during the round"),
+        # A load level (tee_load): many requests to a server; the ITL percentiles above pool every request's gaps.
+        Metric("output_tps", "tok/s", True, "output tokens of completed requests per second of the level"),
+        Metric("request_rate", "req/s", True, "completed requests per second of the level"),
+        Metric("ttft_p50_s", "s", False, "median time to first token over the level's completed requests"),
+        Metric("ttft_p90_s", "s", False, "90th percentile time to first token over the level's requests"),
+        Metric("ttft_p99_s", "s", False, "99th percentile time to first token over the level's requests"),
+        Metric("e2e_p50_s", "s", False, "median request latency, send to last token"),
+        Metric("e2e_p99_s", "s", False, "99th percentile request latency, send to last token"),
+        Metric("error_rate", "ratio", False, "failed requests / requests sent in the level (every failure counted)"),
     )
 }
+# The metrics of one load level (serving.load); the others belong to single-request rounds.
+LOAD_METRICS = (
+    "output_tps",
+    "request_rate",
+    "ttft_p50_s",
+    "ttft_p90_s",
+    "ttft_p99_s",
+    "itl_p50_ms",
+    "itl_p90_ms",
+    "itl_p99_ms",
+    "e2e_p50_s",
+    "e2e_p99_s",
+    "error_rate",
+)
 
 
 class RoundError(RuntimeError):

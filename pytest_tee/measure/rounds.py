@@ -80,7 +80,7 @@ class RoundLog:
             return f"fixed: {plan.rounds} rounds" if n >= plan.rounds else None
         if n < plan.rounds:
             return None
-        metric = stopping_metric(self.workload)
+        metric = self.stop_metric()
         samples = self.samples(metric)
         precise = ci_half_width_pct(metric, samples) <= plan.target_ci_pct  # type: ignore[operator]
         undecided = gate_check(self) if precise and gate_check is not None else None
@@ -91,6 +91,10 @@ class RoundLog:
         if elapsed_s >= plan.max_time_s:
             return f"time budget: {plan.max_time_s:g} s after {n} rounds" + (f" ({undecided})" if undecided else "")
         return None
+
+    def stop_metric(self) -> str:
+        """The metric whose CI decides adaptive stopping."""
+        return stopping_metric(self.workload)
 
     def summaries(self) -> dict[str, Summary]:
         return {name: summarize(name, values) for name in METRICS if (values := self.samples(name))}

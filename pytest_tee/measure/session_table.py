@@ -60,14 +60,78 @@ def session_rows(results: Iterable[BenchmarkEntry]) -> list[tuple[str, ...]]:
         engine, precision = measurement.engine.name, str(measurement.dtype)
         return (measurement.checkpoint.id, measurement.execution_env, engine, precision, prompt, new, batch)
 
-    return [result_row(m) for m in sorted((entry.measurement for entry in results), key=order)]
+    rounds = [entry.measurement for entry in results if entry.measurement.load is None]
+    return [result_row(m) for m in sorted(rounds, key=order)]
+
+
+# Load levels (tee_load) are their own table: their metrics describe a server under load, not one request.
+LOAD_COLUMNS = (
+    ("checkpoint", "<"),
+    ("server", "<"),
+    ("where", "<"),
+    ("load", "<"),
+    ("shape", "<"),
+    ("output tok/s", ">"),
+    ("req/s", ">"),
+    ("TTFT p50 ms", ">"),
+    ("TTFT p99 ms", ">"),
+    ("ITL p99 ms", ">"),
+    ("failed", ">"),
+    ("levels", ">"),
+)
+LOAD_FOOTNOTE = "load levels: median (95% CI of the median) over the measured levels; failed = failed/sent requests"
+
+
+def load_row(measurement: StoredMeasurement) -> tuple[str, ...]:
+    load = measurement.load or {}
+    shape = load.get("shape", {})
+    level = f"c{shape['concurrency']}" if "concurrency" in shape else f"r{shape.get('rate', 0):g}/s"
+    server = measurement.engine.build.get("server", {})
+    serving = measurement.serving or {}
+    levels = load.get("levels", [])
+    failed = sum(int(item.get("failed", 0)) for item in levels)
+    sent = sum(int(item.get("sent", 0)) for item in levels)
+    return (
+        measurement.checkpoint.id,
+        f"{server.get('kind', '?')}",
+        f"{serving.get('location', '?')} {serving.get('host', '')}".strip(),
+        f"{level} x{shape.get('requests', '?')}",
+        f"{measurement.workload.prompt_tokens}+{measurement.workload.new_tokens}",
+        _median(measurement, "output_tps"),
+        _median(measurement, "request_rate"),
+        _median(measurement, "ttft_p50_s", 1e3),
+        _median(measurement, "ttft_p99_s", 1e3),
+        _median(measurement, "itl_p99_ms"),
+        f"{failed}/{sent}",
+        str(measurement.rounds),
+    )
+
+
+def load_rows(results: Iterable[BenchmarkEntry]) -> list[tuple[str, ...]]:
+    def order(measurement: StoredMeasurement) -> tuple[str, float, float]:
+        shape = (measurement.load or {}).get("shape", {})
+        return (measurement.checkpoint.id, shape.get("concurrency") or 0, shape.get("rate") or 0)
+
+    loads = [entry.measurement for entry in results if entry.measurement.load is not None]
+    return [load_row(m) for m in sorted(loads, key=order)]
+
+
+def _tables(results: Iterable[BenchmarkEntry]) -> list[tuple[Table, str]]:
+    results = list(results)
+    tables = [
+        (Table.aligned(COLUMNS, session_rows(results)), FOOTNOTE),
+        (Table.aligned(LOAD_COLUMNS, load_rows(results)), LOAD_FOOTNOTE),
+    ]
+    return [(table, footnote) for table, footnote in tables if table.rows]
 
 
 def session_table(results: Iterable[BenchmarkEntry]) -> list[str]:
-    """The terminal table; values are medians with the 95 % CI of the median."""
-    return [*text_table(Table.aligned(COLUMNS, session_rows(results))).splitlines(), FOOTNOTE]
+    """The terminal tables; values are medians with the 95 % CI of the median."""
+    return [line for table, footnote in _tables(results) for line in (*text_table(table).splitlines(), footnote)]
 
 
 def session_markdown(results: Iterable[BenchmarkEntry]) -> str:
-    """The same table as GitHub-flavoured markdown."""
-    return "\n".join([markdown_table(Table.aligned(COLUMNS, session_rows(results))), "", f"<sub>{FOOTNOTE}</sub>"])
+    """The same tables as GitHub-flavoured markdown."""
+    return "\n\n".join(
+        "\n".join([markdown_table(table), "", f"<sub>{footnote}</sub>"]) for table, footnote in _tables(results)
+    )

@@ -200,6 +200,8 @@ def choose_cells(runs: Sequence[SavedRun]) -> dict[RowKey, dict[str, CellChoice]
     grouped: dict[RowKey, dict[str, list[Source]]] = {}
     for saved in runs:
         for position, entry in enumerate(saved.run.measurements):
+            if entry.measurement.load is not None:  # a serving load level: its own table (report.serving)
+                continue
             # transformers' dtype may differ between devices by design (auto: bf16 on a GPU, fp32 on an old CPU):
             # it stays a listed difference beside the ratio. A GGUF's quantization is the model itself: its own row.
             quant = entry.quantization if entry.engine != "transformers" else ""

@@ -283,9 +283,26 @@ def method_line(report: Report) -> str:
 # Terminal
 
 
+def serving_table(report: Report) -> Table | None:
+    """Serving load levels, beside the throughput rows and never ratioed against them (report.serving)."""
+    from pytest_tee.report import serving
+
+    found = serving.rows(report.runs)
+    if not found:
+        return None
+    return Table(list(serving.HEADERS), found, numeric_from=6, text_columns=frozenset({12}))
+
+
+SERVING_TITLE = "Serving under load (tee_load levels; beside the rows above, never ratioed against them)"
+
+
 def to_text(report: Report) -> str:
     parts = [f"pytest-tee report — {len(report.runs)} run(s)", *("  " + line for line in runs_lines(report)), ""]
-    parts += ["Throughput (median [95 % CI])", text_table(long_table(report)), ""]
+    if report.rows:
+        parts += ["Throughput (median [95 % CI])", text_table(long_table(report)), ""]
+    loads = serving_table(report)
+    if loads:
+        parts += [SERVING_TITLE, text_table(loads), ""]
     ratios = ratio_table(report)
     if ratios:
         parts += [f"Ratios of median {report.metric} [95 % bootstrap CI]", text_table(ratios), ""]
@@ -321,7 +338,11 @@ def _finding_lines(report: Report) -> list[str]:
 def to_markdown(report: Report) -> str:
     parts = ["## pytest-tee report", "", f"{len(report.runs)} run(s):", ""]
     parts += [f"- {line}" for line in runs_lines(report)] + [""]
-    parts += ["### Throughput and ratios", "", markdown_table(wide_table(report)), "", method_line(report), ""]
+    if report.rows:
+        parts += ["### Throughput and ratios", "", markdown_table(wide_table(report)), "", method_line(report), ""]
+    loads = serving_table(report)
+    if loads:
+        parts += [f"### {SERVING_TITLE}", "", markdown_table(loads), ""]
     means = means_table(report)
     if means:
         parts += ["### Mean ratio across model sizes", "", markdown_table(means), ""]
@@ -372,6 +393,7 @@ def to_json_document(report: Report) -> dict[str, Any]:
             for saved in report.runs
         ],
         "rows": [_row_json(row) for row in report.rows],
+        "serving_levels": _serving_json(report),
         "means": [
             {
                 "ratio": mean.kind.name,
@@ -390,6 +412,12 @@ def to_json_document(report: Report) -> dict[str, Any]:
         "notes": list(report.notes),
         "history": report.history.to_dict() if report.history is not None else None,
     }
+
+
+def _serving_json(report: Report) -> list[dict[str, Any]]:
+    from pytest_tee.report import serving
+
+    return serving.to_json(report.runs)
 
 
 def _row_json(row: Row) -> dict[str, Any]:
@@ -487,6 +515,9 @@ def to_html(report: Report, images: Sequence[tuple[str, bytes, str]] = (), image
         html_table(wide_table(report)),
         f'<p class="note">{esc(method_line(report))}</p>',
     ]
+    loads = serving_table(report)
+    if loads:
+        body += [f"<h2>{html.escape(SERVING_TITLE)}</h2>", html_table(loads)]
     means = means_table(report)
     if means:
         body += ["<h2>Mean ratio across model sizes</h2>", html_table(means)]
