@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_tee.compat import keep_benchmark_rounds
 from pytest_tee.confidential import confidential
@@ -21,11 +21,15 @@ from pytest_tee.records import (
     EngineInfo,
     HostSnapshot,
     StoredMeasurement,
+    Summary,
     WorkloadInfo,
 )
 
 if TYPE_CHECKING:
     from pytest_tee.engines.base import EngineFacts, TimedRound
+
+
+R = TypeVar("R", bound=ThroughputResult)
 
 
 class FixtureAlreadyUsed(Exception):
@@ -111,11 +115,21 @@ class TokensPerSecond:
         self._report_progress(log, log.measured_rounds[-1] if log.measured_rounds else {}, False, finished=True)
         summaries = log.summaries()
         measurement = self._record(loaded, workload, prompt_ids, log, facts, summaries)
+        result = self._store(measurement, summaries, bench, ThroughputResult)
+        self.result = result
+        return result
+
+    def _store(
+        self, measurement: StoredMeasurement, summaries: Mapping[str, Summary], bench: Any, kind: type[R], **extra: Any
+    ) -> R:
+        """The measurement after the update hook (what a hook added is kept, and checked), as the result, handed to
+        the session and to pytest-benchmark's ``extra_info``."""
+        context = self._context
         if context.update_result is not None:
             stored = measurement.to_json()
             context.update_result(stored)
-            measurement = StoredMeasurement.from_json(stored)  # what a hook added is kept, and checked
-        result = ThroughputResult(
+            measurement = StoredMeasurement.from_json(stored)
+        result = kind(
             metrics=summaries,
             rounds=measurement.rounds,
             warmup=measurement.warmup,
@@ -125,12 +139,12 @@ class TokensPerSecond:
             stop_reason=measurement.stop_reason,
             execution_env=measurement.execution_env,
             measurement=measurement,
+            **extra,
         )
         if context.on_result is not None:
             context.on_result(result)
         if bench is not None and not getattr(bench, "disabled", False):
             bench.extra_info["tee"] = measurement.to_json()
-        self.result = result
         return result
 
     # ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from pytest_tee.measure.fixture import FixtureAlreadyUsed, TokensPerSecond, _pos
 from pytest_tee.measure.rounds import RoundLog
 from pytest_tee.measure.throughput import ThroughputResult
 from pytest_tee.measure.timing import Workload
-from pytest_tee.records import StoredMeasurement
 
 if TYPE_CHECKING:
     from pytest_tee.serving.load import LevelResult, LoadShape
@@ -157,26 +156,7 @@ class LoadBenchmark(TokensPerSecond):
         measurement = dataclasses.replace(
             measurement, load={"shape": shape.to_dict(), "levels": log.levels, "warmup_levels": log.warmup_levels}
         )
-        if context.update_result is not None:
-            stored = measurement.to_json()
-            context.update_result(stored)
-            measurement = StoredMeasurement.from_json(stored)  # what a hook added is kept, and checked
-        result = LoadResult(
-            metrics=summaries,
-            rounds=measurement.rounds,
-            warmup=measurement.warmup,
-            workload=measurement.workload.to_json(),
-            samples=measurement.samples,
-            warmup_samples=measurement.warmup_samples,
-            stop_reason=measurement.stop_reason,
-            execution_env=measurement.execution_env,
-            measurement=measurement,
-            levels=tuple(log.levels),
-        )
-        if context.on_result is not None:
-            context.on_result(result)
-        if bench is not None and not getattr(bench, "disabled", False):
-            bench.extra_info["tee"] = measurement.to_json()
+        result = self._store(measurement, summaries, bench, LoadResult, levels=tuple(log.levels))
         self.result = result
         if result.sent and result.failed > max_error_rate * result.sent:
             pytest.fail(failure_text(result), pytrace=False)
