@@ -125,7 +125,7 @@ def test_cache_list_and_clear_show_sizes_and_partials(
     assert main(["cache", "list"]) == 0
     out = capsys.readouterr().out
     assert "2.9 KiB" in out
-    assert "tiny-qwen2.Q8_0.seed0.w1.gguf" in out
+    assert "tiny-qwen2.Q8_0.seed0.w2.gguf" in out
     assert "(partial: an interrupted build)" in out
     assert main(["cache", "clear", "--json"]) == 0
     removed = json.loads(capsys.readouterr().out)
@@ -133,3 +133,89 @@ def test_cache_list_and_clear_show_sizes_and_partials(
     assert list_cache() == []
     assert not os.listdir(folder)
     assert clear_cache() == []
+
+
+def test_our_header_reader_agrees_with_the_gguf_packages(tiny_qwen_gguf: Path):
+    from gguf import GGUFReader
+
+    from pytest_tee.checkpoints.gguf_files import read_header
+
+    with open(tiny_qwen_gguf, "rb") as handle:
+        ours = read_header(handle)
+    theirs = GGUFReader(tiny_qwen_gguf)
+    assert [(t.name, t.offset, t.n_bytes, t.type_id) for t in ours.tensors] == [
+        (t.name, int(t.data_offset), int(t.n_bytes), int(t.tensor_type)) for t in theirs.tensors
+    ]
+    assert [t.shape for t in ours.tensors] == [tuple(int(n) for n in t.shape) for t in theirs.tensors]
+    scalars = {name: f.contents() for name, f in theirs.fields.items() if name in ours.fields}
+    assert scalars == ours.fields
+    assert set(theirs.fields) - set(ours.fields) >= {"tokenizer.ggml.tokens"}  # arrays: stepped over
+
+
+@pytest.mark.parametrize("length_at", ["tensor count", "array length"])
+def test_a_damaged_length_is_reported_without_allocating_it(tiny_qwen_gguf: Path, tmp_path: Path, length_at: str):
+    data = bytearray(tiny_qwen_gguf.read_bytes())
+    if length_at == "tensor count":
+        data[8:16] = (10**9).to_bytes(8, "little")
+    else:
+        at = data.index(b"tokenizer.ggml.tokens") + len(b"tokenizer.ggml.tokens") + 4 + 4  # after type, item type
+        data[at : at + 8] = (10**11).to_bytes(8, "little")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(GGUFError, match=r"bad.gguf: corrupt or truncated GGUF header"):
+        read_gguf(bad)
+
+
+def _k_quant_sized_qwen2():
+    """tiny-qwen2 with rows of 256 (K-quant blocks) and 12:2 heads as the 1.5B: llama.cpp's type rules bite."""
+    import dataclasses
+
+    tiny = get("tiny-qwen2")
+    config = {**tiny.config, "hidden_size": 768, "intermediate_size": 512, "num_attention_heads": 12}
+    config.update(num_key_value_heads=2, num_hidden_layers=4, vocab_size=2048)
+    return dataclasses.replace(tiny, id="k-quant-qwen2", config=config)
+
+
+def _table(path: Path) -> list[tuple[str, tuple[int, ...], str, int]]:
+    from pytest_tee.checkpoints.gguf_files import read_header
+
+    with open(path, "rb") as handle:
+        return [(t.name, t.shape, t.type_name, t.n_bytes) for t in read_header(handle).tensors]
+
+
+@pytest.mark.parametrize("quant", ["Q4_K_M", "Q8_0"])
+def test_a_sampled_build_has_the_types_and_sizes_of_quantizing_every_value(
+    quant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    pytest.importorskip("llama_cpp", reason="llama.cpp's quantizer comes with pytest-tee[llama]")
+    from pytest_tee.checkpoints import gguf_synthetic
+
+    checkpoint = _k_quant_sized_qwen2()
+    full_f16, full = tmp_path / "full.f16.gguf", tmp_path / "full.gguf"
+    write_f16_gguf(checkpoint, full_f16)
+    gguf_synthetic.quantize(full_f16, full, quant, threads=1)
+    monkeypatch.setattr(gguf_synthetic, "SAMPLE_ELEMENTS", 768 * 3)  # 3 of 768 rows, 5 of 2048: really sampled
+    built = gguf_synthetic.synthetic_gguf(checkpoint, quant, root=tmp_path / "cache", threads=1)
+    assert _table(built.path) == _table(full)
+    assert {t for _name, _shape, t, _bytes in _table(full)} >= ({"Q4_K", "Q6_K"} if quant == "Q4_K_M" else {"Q8_0"})
+    assert built.path.stat().st_size == full.stat().st_size
+    assert read_gguf(built.path).file_type == quant
+    assert sorted(p.name for p in built.path.parent.iterdir()) == [built.path.name, built.path.name + ".lock"]
+
+
+def test_sampled_rows_repeat_in_order_to_the_full_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import numpy as np
+
+    from pytest_tee.checkpoints import gguf_synthetic
+    from pytest_tee.checkpoints.gguf_files import read_header
+
+    monkeypatch.setattr(gguf_synthetic, "SAMPLE_ELEMENTS", 64 * 3)
+    built = gguf_synthetic.synthetic_gguf(get("tiny-qwen2"), "F16", root=tmp_path)
+    with open(built.path, "rb") as handle:
+        embedding = next(t for t in read_header(handle).tensors if t.name == "token_embd.weight")
+        handle.seek(embedding.offset)
+        rows = np.frombuffer(handle.read(embedding.n_bytes), dtype=np.float16).reshape(1024, 64)
+    assert np.array_equal(rows[3:6], rows[0:3])
+    assert np.array_equal(rows[1023], rows[1023 % 3])
+    assert not np.array_equal(rows[0], rows[1])
+    assert np.all(rows != 0)

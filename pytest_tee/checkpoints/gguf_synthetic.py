@@ -1,12 +1,20 @@
 """Synthetic GGUF weights: a checkpoint's exact llama.cpp architecture and shapes, quantized by llama.cpp itself.
 
 Without real GGUF weights on disk the llama.cpp engine measures a file built here: every tensor llama.cpp's
-``qwen2`` / ``llama`` graph reads, with the catalogue entry's exact shapes, written as F16 (norms F32) with the
-``gguf`` package and then converted by ``llama_model_quantize`` — llama.cpp's own quantizer, so a synthetic
-``Q4_K_M`` has the same per-tensor type mix (Q4_K, Q6_K for some) as a real one. Values follow the torch synthetic
-weights (``checkpoints.synthetic``): variance 1/fan_in from a seeded block, norms 1, small biases. A minimal valid
-tokenizer goes in the metadata (a SentencePiece-style vocabulary of the checkpoint's size with byte tokens and its
-BOS/EOS ids); prompts are token ids, never text.
+``qwen2`` / ``llama`` graph reads, with the catalogue entry's exact shapes and types, quantized by
+``llama_model_quantize`` — llama.cpp's own quantizer, so a synthetic ``Q4_K_M`` has the same per-tensor type mix
+(Q4_K, Q6_K for some) as a real one. Values follow the torch synthetic weights (``checkpoints.synthetic``): variance
+1/fan_in from a seeded block, norms 1, small biases. A minimal valid tokenizer goes in the metadata (a
+SentencePiece-style vocabulary of the checkpoint's size with byte tokens and its BOS/EOS ids); prompts are token
+ids, never text.
+
+Building it in three steps keeps the 1.5B Q4_K_M to seconds instead of minutes: (1) a *sample* GGUF with the full
+metadata and every tensor's name and row length but only the first few rows of each matrix (about 2^18 values) is
+written as F16 with the ``gguf`` package; (2) llama.cpp quantizes the sample — its rules pick each tensor's type
+from the name, layer, row length and the model's hyperparameters, never from the row count, so the sample gets the
+types the full model would; (3) each quantized sample tensor is repeated row by row to its full row count in the
+final file. Quantizing every value of a random 1.5B model took 66–96 s of the two cores here, and its values are as
+synthetic as the repeated ones: what a decode step reads — bytes, types, shapes — is the same.
 
 Files are cached under the user cache directory (``$PYTEST_TEE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pytest-tee``,
 else ``~/.cache/pytest-tee``) in ``gguf/``, named by checkpoint, quantization, seed and writer version. They are
@@ -35,7 +43,8 @@ if TYPE_CHECKING:
     from pytest_tee.checkpoints.catalogue import Checkpoint
 
 # Bump when the written content changes: cached files of another version are not used.
-WRITER_VERSION = 1
+WRITER_VERSION = 2
+SAMPLE_ELEMENTS = 1 << 18  # values per matrix that llama.cpp's quantizer sees; the rest repeats them
 _BLOCK_ELEMENTS = 1_048_573  # prime, as in checkpoints.synthetic: periodic fills never align with a row
 _BIAS_SCALE = 0.02
 SUPPORTED_FAMILIES = ("qwen2", "llama")
@@ -64,8 +73,8 @@ class Built:
     path: Path
     cached: bool  # True: found ready in the cache
     seconds: float  # to find or build it
-    write_seconds: float = 0.0
-    quantize_seconds: float = 0.0
+    write_seconds: float = 0.0  # the sample, and the full file from it
+    quantize_seconds: float = 0.0  # llama.cpp quantizing the sample
 
 
 def synthetic_gguf(
@@ -90,21 +99,22 @@ def synthetic_gguf(
             return Built(target, True, time.perf_counter() - started)
         _check_disk_space(checkpoint, quant, folder)
         partial = folder / f"{target.name}.{os.getpid()}.partial"
-        base = folder / f"{target.name}.{os.getpid()}.f16.partial"
+        sample = folder / f"{target.name}.{os.getpid()}.sample.partial"
+        quantized = folder / f"{target.name}.{os.getpid()}.sample-{quant}.partial"
         try:
             t0 = time.perf_counter()
-            write_f16_gguf(checkpoint, base, seed=seed)
+            write_f16_gguf(checkpoint, sample, seed=seed, sample_elements=SAMPLE_ELEMENTS)
             t1 = time.perf_counter()
-            if quant == "F16":
-                os.replace(base, partial)
-            else:
-                quantize(base, partial, quant, threads=threads)
+            if quant != "F16":
+                quantize(sample, quantized, quant, threads=threads)
             t2 = time.perf_counter()
+            expand_sample(quantized if quant != "F16" else sample, checkpoint, partial, QUANTS[quant].ftype)
+            t3 = time.perf_counter()
             os.replace(partial, target)
         finally:
-            base.unlink(missing_ok=True)
-            partial.unlink(missing_ok=True)
-    return Built(target, False, time.perf_counter() - started, t1 - t0, t2 - t1)
+            for leftover in (sample, quantized, partial):
+                leftover.unlink(missing_ok=True)
+    return Built(target, False, time.perf_counter() - started, (t1 - t0) + (t3 - t2), t2 - t1)
 
 
 @contextlib.contextmanager
@@ -123,8 +133,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 def _check_disk_space(checkpoint: Checkpoint, quant: str, folder: Path) -> None:
-    params = checkpoint.parameters
-    need = params * 2 + int(params * QUANTS[quant].bits_per_weight / 8) + (256 << 20)
+    need = int(checkpoint.parameters * QUANTS[quant].bits_per_weight / 8) + (256 << 20)  # the file, the samples
     free = shutil.disk_usage(folder).free
     if free < need:
         raise SyntheticGGUFError(
@@ -177,16 +186,23 @@ def tensor_layout(checkpoint: Checkpoint) -> list[tuple[str, tuple[int, ...], st
     return tensors
 
 
-def write_f16_gguf(checkpoint: Checkpoint, path: Path, *, seed: int = 0) -> None:
-    """Write the checkpoint as an F16 GGUF (norms, biases and rope factors F32), streaming tensor by tensor."""
+def write_f16_gguf(checkpoint: Checkpoint, path: Path, *, seed: int = 0, sample_elements: int | None = None) -> None:
+    """Write the checkpoint as an F16 GGUF (norms, biases and rope factors F32), streaming tensor by tensor.
+
+    With ``sample_elements``, each matrix keeps its row length but only the first rows holding about that many
+    values (at least two, so that it stays a matrix): the sample that ``expand_sample`` grows to full size.
+    """
     import numpy as np
     from gguf import GGUFWriter, LlamaFileType
 
-    arch = "qwen2" if checkpoint.family == "qwen2" else "llama"
+    arch = _architecture(checkpoint)
     writer = GGUFWriter(path, arch)
     _add_metadata(writer, checkpoint, arch)
     writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
-    layout = tensor_layout(checkpoint)
+    layout = [
+        (name, _sample_shape(shape, sample_elements) if sample_elements else shape, kind)
+        for name, shape, kind in tensor_layout(checkpoint)
+    ]
     for name, shape, kind in layout:
         dtype = np.float16 if kind == "weight" else np.float32
         writer.add_tensor_info(name, shape, np.dtype(dtype), math.prod(shape) * np.dtype(dtype).itemsize)
@@ -197,6 +213,51 @@ def write_f16_gguf(checkpoint: Checkpoint, path: Path, *, seed: int = 0) -> None
     for index, (name, shape, kind) in enumerate(layout):
         writer.write_tensor_data(_values(checkpoint, name, shape, kind, block, index))
     writer.close()
+
+
+def _sample_shape(shape: tuple[int, ...], sample_elements: int) -> tuple[int, ...]:
+    if len(shape) != 2:
+        return shape
+    rows, row_length = shape
+    return (min(rows, max(2, -(-sample_elements // row_length))), row_length)
+
+
+def expand_sample(sample: Path, checkpoint: Checkpoint, target: Path, file_type: int) -> None:
+    """The full-size GGUF: the sample's metadata and tensor types, each tensor's rows repeated to its full count."""
+    import numpy as np
+    from gguf import GGML_QUANT_VERSION, GGMLQuantizationType, GGUFWriter
+
+    from pytest_tee.checkpoints.gguf_files import read_header
+
+    full_rows = {name: shape[0] if len(shape) == 2 else 1 for name, shape, _kind in tensor_layout(checkpoint)}
+    with open(sample, "rb") as source:
+        header = read_header(source)
+        arch = _architecture(checkpoint)
+        writer = GGUFWriter(target, arch)
+        _add_metadata(writer, checkpoint, arch)
+        writer.add_quantization_version(GGML_QUANT_VERSION)
+        writer.add_file_type(file_type)
+        plan = []
+        for entry in header.tensors:
+            sample_rows = entry.shape[1] if len(entry.shape) == 2 else 1  # GGUF order: row length first
+            row_bytes = entry.n_bytes // sample_rows
+            rows = full_rows[entry.name]
+            byte_shape = (rows, row_bytes) if len(entry.shape) == 2 else (row_bytes,)
+            raw = GGMLQuantizationType(entry.type_id)
+            writer.add_tensor_info(entry.name, byte_shape, np.dtype(np.uint8), rows * row_bytes, raw_dtype=raw)
+            plan.append((entry, byte_shape))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for entry, byte_shape in plan:
+            source.seek(entry.offset)
+            rows_read = np.frombuffer(source.read(entry.n_bytes), dtype=np.uint8)
+            writer.write_tensor_data(np.resize(rows_read, byte_shape))  # whole rows, repeated in order
+        writer.close()
+
+
+def _architecture(checkpoint: Checkpoint) -> str:
+    return "qwen2" if checkpoint.family == "qwen2" else "llama"
 
 
 def _add_metadata(writer: Any, checkpoint: Checkpoint, arch: str) -> None:
