@@ -221,12 +221,12 @@ def parse_model_paths(text: str) -> tuple[tuple[str, Path], ...]:
         except KeyError as exc:
             raise SettingError(str(exc.args[0])) from None
         path = Path(raw_path.strip()).expanduser()
-        if path.is_file() and path.suffix.lower() == ".gguf":
+        if path.is_file() and (path.suffix.lower() == ".gguf" or _starts_as_gguf(path)):  # Ollama blobs: no suffix
             _check_gguf(ident, path)
             pairs[ident] = path
             continue
         if not path.is_dir():
-            raise SettingError(f"{ident}: {path} is neither a directory nor a .gguf file")
+            raise SettingError(f"{ident}: {path} is neither a directory nor a GGUF file")
         for gguf_file in sorted(path.glob("*.gguf")):
             _check_gguf(ident, gguf_file)
         if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
@@ -238,6 +238,14 @@ def parse_model_paths(text: str) -> tuple[tuple[str, Path], ...]:
     if not pairs:
         raise SettingError(f"{text!r} names no ID=PATH pair")
     return tuple(pairs.items())
+
+
+def _starts_as_gguf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"GGUF"
+    except OSError:
+        return False
 
 
 def _check_gguf(ident: str, path: Path) -> None:

@@ -124,6 +124,61 @@ def test_a_real_gguf_with_another_quantization_is_named(cache: Path, tmp_path: P
         _load("F16", model_paths={"tiny-qwen2": tmp_path / "mine.gguf"})
 
 
+def _hf_cache_with_gguf(tmp_path: Path, source: Path, file_name: str, repo: str = "bartowski/tiny-qwen2-GGUF"):
+    from pytest_tee.checkpoints.testing import add_to_hf_cache
+
+    folder = tmp_path / "download"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(source, folder / file_name)
+    hub = tmp_path / "hub"
+    add_to_hf_cache(folder, repo, hub, files=[file_name])
+    return hub
+
+
+def test_a_gguf_repository_in_the_hf_cache_is_used_as_real_weights(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    source = _load("Q8_0").engine_state["gguf_info"].path
+    hub = _hf_cache_with_gguf(tmp_path, source, "tiny-qwen2-Q8_0.gguf")
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    loaded = _load("Q8_0")
+    assert loaded.weights == "real"
+    assert "(Hugging Face cache)" in loaded.weights_source
+    assert "models--bartowski--tiny-qwen2-GGUF" in loaded.weights_source
+    # Other quantizations, and --tee-weights=synthetic, do not take it.
+    assert _load("Q4_K_M").weights == "synthetic"
+    assert _load("Q8_0", weights_mode="synthetic").weights == "synthetic"
+
+
+def test_the_hf_cache_lookup_needs_the_checkpoints_gguf_repository_and_quantization(tmp_path: Path):
+    from pytest_tee.checkpoints.gguf_files import find_cached_gguf
+
+    source = tmp_path / "x.gguf"
+    source.write_bytes(b"GGUF")
+    hub = _hf_cache_with_gguf(tmp_path, source, "tiny-qwen2-Q4_K_S.gguf")
+    finetune = "someone/tiny-qwen2-abliterated-GGUF"
+    _hf_cache_with_gguf(tmp_path, source, "tiny-qwen2-abliterated-Q8_0.gguf", repo=finetune)
+    _hf_cache_with_gguf(tmp_path, source, "tiny-qwen2-bf16.gguf")
+    looked: list[str] = []
+    assert find_cached_gguf(TINY, "Q8_0", hub, looked) is None  # a fine-tune's repository is not this checkpoint
+    assert find_cached_gguf(TINY, "F16", hub) is None  # BF16 is not F16
+    assert find_cached_gguf(TINY, "Q4_K_M", hub) is None  # Q4_K_S is not Q4_K_M
+    assert any("no Q8_0 GGUF" in line for line in looked)
+    _hf_cache_with_gguf(tmp_path, source, "tiny-qwen2-Q8_0-00001-of-00002.gguf")
+    _hf_cache_with_gguf(tmp_path, source, "tiny-qwen2-Q8_0-00002-of-00002.gguf")
+    found = find_cached_gguf(TINY, "Q8_0", hub)
+    assert found is not None
+    assert found.name == "tiny-qwen2-Q8_0-00001-of-00002.gguf"  # llama.cpp opens the first part
+
+
+def test_weights_real_without_any_gguf_names_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from pytest_tee.checkpoints.weights import ModelUnavailable
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(ModelUnavailable, match=r"no real Q8_0 GGUF for tiny-qwen2 \(Hugging Face cache .*empty-hub: "):
+        _load("Q8_0", weights_mode="real")
+
+
 # ------------------------------------------------------------------------------------------- through pytest
 
 
@@ -189,6 +244,23 @@ def test_a_gguf_folder_given_as_model_path_is_recorded_as_real(pytester: pytest.
     assert tee["weights"] == "real"
     assert "tiny-qwen2-Q8_0.gguf" in tee["weights_source"]
     assert tee["engine"]["settings"]["gguf"]["file"] == "tiny-qwen2-Q8_0.gguf"
+
+
+def test_an_ollama_blob_given_as_model_path_is_a_real_gguf(pytester: pytest.Pytester, cache: Path):
+    blobs = pytester.path / "ollama" / "models" / "blobs"
+    blobs.mkdir(parents=True)
+    blob = blobs / ("sha256-" + "ab" * 32)  # how Ollama stores a pulled model's GGUF: no suffix
+    shutil.copy(_load("Q8_0").engine_state["gguf_info"].path, blob)
+    pytester.makepyfile(BENCH)
+    args = ["--tee-models=tiny-qwen2", "--tee-engine=llama.cpp", "--tee-quant=Q8_0", "--benchmark-json=out.json"]
+    result = run(pytester, *args, f"--tee-model-path=tiny-qwen2={blob}")
+    assert result.ret == 0, result.stdout.str()
+    (bench,) = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert bench["extra_info"]["tee"]["weights"] == "real"
+    (blobs / "not-a-model").write_bytes(b"{}")
+    result = run(pytester, *args, f"--tee-model-path=tiny-qwen2={blobs / 'not-a-model'}")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*not-a-model is neither a directory nor a GGUF file*"])
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_boolean_from_environment(show: pytest.Pytester, monkeypatch: pytest.Mon
         (["--tee-sysroot=/no/such/dir"], "*--tee-sysroot*'/no/such/dir' is not an existing directory*"),
         (
             ["--tee-model-path=r1-distill-qwen-1.5b=/no/such/dir"],
-            "*/no/such/dir is neither a directory nor a .gguf file*",
+            "*/no/such/dir is neither a directory nor a GGUF file*",
         ),
         (["--tee-engine=vllm"], "*--tee-engine*'vllm' is not a comma list of engines: transformers*"),
         (["--tee-quant=Q3_X"], "*--tee-quant*'Q3_X' is not a GGUF quantization*valid: Q4_K_M, Q8_0, F16, BF16*"),

@@ -11,6 +11,7 @@ took 7 s of the 8 s a cached 1.5B load cost. Type sizes come from the ``gguf`` p
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -252,11 +253,58 @@ def find_gguf(path: Path, quant: str) -> Path | None:
     """The GGUF of ``quant`` at ``path``: the file itself, or the one file in a folder whose name says ``quant``."""
     if path.is_file():
         return path
-    token = quant.upper().replace("_", "")
-    matches = sorted(p for p in path.glob("*.gguf") if token in p.name.upper().replace("_", "").replace("-", ""))
+    matches = sorted(p for p in path.glob("*.gguf") if names_quant(p.name, quant) and not _later_split_part(p.name))
     if len(matches) > 1:
         raise GGUFError(
             f"{path}: several GGUF files for {quant}: {', '.join(p.name for p in matches)}; "
             "give the file itself with --tee-model-path"
         )
     return matches[0] if matches else None
+
+
+def names_quant(file_name: str, quant: str) -> bool:
+    """Does a GGUF file name say ``quant``? As a whole word: ``Q4_K_M`` is not ``Q4_K_S``, ``F16`` is not ``BF16``."""
+    stem = re.sub(r"[-.\s]", "_", file_name.upper().removesuffix(".GGUF"))
+    return re.search(rf"(?:^|_){re.escape(quant.upper())}(?:_|$)", stem) is not None
+
+
+def _later_split_part(file_name: str) -> bool:
+    """Part 2+ of a split GGUF (``…-00002-of-00003.gguf``): llama.cpp is given the first part and finds the rest."""
+    part = re.search(r"-(\d{5})-of-\d{5}\.gguf$", file_name, re.IGNORECASE)
+    return part is not None and int(part.group(1)) != 1
+
+
+def find_cached_gguf(checkpoint: Checkpoint, quant: str, cache: Path, looked: list[str] | None = None) -> Path | None:
+    """A GGUF of this checkpoint in ``quant`` already in the Hugging Face hub cache; nothing is downloaded.
+
+    GGUF conversions live in other repositories than the checkpoint's own, named after it with a ``-GGUF`` suffix
+    (``bartowski/DeepSeek-R1-Distill-Qwen-1.5B-GGUF``, ``unsloth/…``, ``lmstudio-community/…``): every cached
+    model repository so named is searched, the snapshot ``refs/main`` points to first, then the others newest
+    first. Each place looked and what was found there is appended to ``looked``.
+    """
+    wanted = {f"{repo_id.split('/')[-1].lower()}-gguf" for repo_id in checkpoint.repo_ids}
+    repositories = sorted(p for p in cache.glob("models--*") if p.name.split("--")[-1].lower() in wanted)
+    if not repositories and looked is not None:
+        looked.append(f"Hugging Face cache {cache}: no {' or '.join(sorted(wanted))} repository")
+    for repository in repositories:
+        for snapshot in _snapshots(repository):
+            found = [
+                p
+                for p in sorted(snapshot.rglob("*.gguf"))
+                if names_quant(p.name, quant) and not _later_split_part(p.name)
+            ]
+            if found:
+                return found[0]
+            if looked is not None:
+                looked.append(f"Hugging Face cache {snapshot}: no {quant} GGUF")
+    return None
+
+
+def _snapshots(repository: Path) -> list[Path]:
+    folder = repository / "snapshots"
+    if not folder.is_dir():
+        return []
+    ref = repository / "refs" / "main"
+    main = folder / ref.read_text().strip() if ref.is_file() else None
+    others = sorted((p for p in folder.iterdir() if p.is_dir() and p != main), key=lambda p: -p.stat().st_mtime)
+    return ([main] if main is not None and main.is_dir() else []) + others

@@ -194,13 +194,17 @@ def build_info() -> dict[str, Any]:
 def _resolve_gguf(
     checkpoint: Checkpoint, quant: str, request: LoadRequest, settings: LlamaSettings
 ) -> tuple[Path, str, str, dict[str, Any]]:
-    """(file, "real" | "synthetic", where it came from, build facts) for this checkpoint and quantization."""
-    from pytest_tee.checkpoints.gguf_files import GGUFError, find_gguf
+    """(file, "real" | "synthetic", where it came from, build facts) for this checkpoint and quantization.
+
+    Real weights first (``--tee-model-path``, then a ``…-GGUF`` repository already in the Hugging Face cache),
+    unless ``--tee-weights=synthetic``; then the synthetic file, unless ``--tee-weights=real``.
+    """
+    from pytest_tee.checkpoints.gguf_files import GGUFError, find_cached_gguf, find_gguf
     from pytest_tee.checkpoints.gguf_synthetic import SyntheticGGUFError, synthetic_gguf
-    from pytest_tee.checkpoints.weights import ModelUnavailable
+    from pytest_tee.checkpoints.weights import ModelUnavailable, hf_hub_cache
 
     given = request.model_paths.get(checkpoint.id)
-    looked = ""
+    looked: list[str] = []
     if given is not None and request.weights_mode != "synthetic":
         try:
             found = find_gguf(given, quant) if (given.is_file() or any(given.glob("*.gguf"))) else None
@@ -208,11 +212,15 @@ def _resolve_gguf(
             raise EngineError(str(exc)) from None
         if found is not None:
             return found, "real", f"GGUF {found} (--tee-model-path)", {}
-        looked = f"; no {quant} GGUF in {given}"
+        looked.append(f"no {quant} GGUF in {given}")
+    if request.weights_mode != "synthetic":
+        cached = find_cached_gguf(checkpoint, quant, hf_hub_cache(), looked)
+        if cached is not None:
+            return cached, "real", f"GGUF {cached} (Hugging Face cache)", {}
     if request.weights_mode == "real":
         raise ModelUnavailable(
-            f"--tee-weights=real: no real {quant} GGUF for {checkpoint.id}{looked or ' (none given)'}; give one "
-            f"with --tee-model-path={checkpoint.id}=FILE.gguf or a folder of GGUF files"
+            f"--tee-weights=real: no real {quant} GGUF for {checkpoint.id} ({'; '.join(looked) or 'none given'}); "
+            f"give one with --tee-model-path={checkpoint.id}=FILE.gguf or a folder of GGUF files"
         )
     _preflight_synthetic(checkpoint, quant, settings, request)
     try:
@@ -220,7 +228,8 @@ def _resolve_gguf(
     except SyntheticGGUFError as exc:
         raise ModelUnavailable(str(exc)) from None
     how = "cached" if built.cached else f"built in {built.seconds:.1f} s"
-    source = f"synthetic GGUF ({request.weights_mode}{looked}): {built.path} ({how})"
+    passed_over = [line for line in looked if line.startswith("no ")]  # a --tee-model-path without this quant
+    source = f"synthetic GGUF ({'; '.join([request.weights_mode, *passed_over])}): {built.path} ({how})"
     return (
         built.path,
         "synthetic",
