@@ -8,10 +8,11 @@ checked against the file's real tensor bytes plus the KV cache.
 A round drives llama.cpp's decode loop directly rather than through ``Llama.generate``/``create_completion``: one
 ``llama_decode`` of the prompt, then one per new token, greedy (argmax over the logits llama.cpp returns; reading
 them waits for the computation, so each stamp is taken when the token really exists). End-of-sequence is just
-another token: the loop always produces exactly N. Python between two decodes is one ctypes call and an argmax
-(~50 µs against 35+ ms per token for the 1.5B). llama.cpp's own performance counters (``llama_perf_context``) are
-reset before and read after every round; ``take`` checks that they counted exactly the prompt and N − 1 decode
-steps, and keeps them on the round (``last_counters``) so the fidelity benchmark can compare.
+another token: the loop always produces exactly N. Python between two decodes is two ctypes calls, an argmax and a
+clock reading (~10 µs, plus ~20 µs of argmax over a 152k vocabulary, against ~50 ms per token for the 1.5B).
+llama.cpp's own performance counters (``llama_perf_context``) are reset before and read after every round; ``take``
+checks that they counted exactly the prompt and N − 1 decode steps, and keeps them on the round (``last_counters``)
+so the fidelity benchmark can compare.
 
 What decides its speed goes into the engine block and the comparison key: the llama-cpp-python version and
 llama.cpp's ``system_info`` (SIMD features, BLAS, OpenMP…), threads for decode and for the prompt, context and batch
@@ -307,6 +308,15 @@ def _open(path: Path, settings: LlamaSettings) -> Any:
         raise EngineError(f"{path}: llama.cpp could not load it ({exc})") from None
 
 
+_NO_LOGITS = -1000  # not a llama_decode status
+
+
+def _address_of(pointer: Any) -> int | None:
+    import ctypes
+
+    return ctypes.cast(pointer, ctypes.c_void_p).value
+
+
 class LlamaRound:
     """One prompt × workload on one llama.cpp context; prepare/timed/take as in ``engines.base``."""
 
@@ -326,6 +336,8 @@ class LlamaRound:
         self._n_vocab = int(llm.n_vocab())
         self._prompt = (llama_cpp.llama_token * len(prompt_ids))(*prompt_ids)
         self._one = (llama_cpp.llama_token * 1)()
+        self._step_batch = llama_cpp.llama_batch_get_one(self._one, 1)
+        self._address = _address_of
         self._clock = clock
         self._memory = PeakMemory("cpu")
         self._argmax = np.argmax
@@ -345,26 +357,40 @@ class LlamaRound:
         lib.llama_perf_context_reset(self._ctx)
 
     def timed(self) -> None:
-        """The prompt in one decode, then N greedy tokens; a stamp when each token is known. Nothing else."""
+        """The prompt in one decode, then N greedy tokens; a stamp when each token is known. Nothing else.
+
+        Lean on purpose: at ~0.1 ms a step (tiny models) every microsecond of Python between two decodes is a
+        percent of the rate. The one-token batch is built once (it points at ``self._one``), and the numpy view
+        of the logits is remade only when llama.cpp moves its output buffer.
+        """
         from pytest_tee.measure.timing import gc_paused
 
         lib, ctx, clock, n_vocab = self._lib, self._ctx, self._clock, self._n_vocab
-        argmax, as_array, one = self._argmax, self._as_array, self._one
+        decode, logits_at, address = lib.llama_decode, lib.llama_get_logits_ith, self._address
+        argmax, as_array, one, step = self._argmax, self._as_array, self._one, self._step_batch
         new_tokens = self.workload.new_tokens
         stamps: list[float] = []
         tokens: list[int] = []
-        status = 0
+        view: Any = None
+        at: int | None = None
         with gc_paused():
             start = clock()
-            status = lib.llama_decode(ctx, lib.llama_batch_get_one(self._prompt, self.prompt_tokens))
+            status = decode(ctx, lib.llama_batch_get_one(self._prompt, self.prompt_tokens))
             while status == 0:
-                token = int(argmax(as_array(lib.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))))
+                logits = logits_at(ctx, -1)  # waits for the computation: the token exists once this returns
+                where = address(logits)
+                if where != at:
+                    if not where:
+                        status = _NO_LOGITS
+                        break
+                    view, at = as_array(logits, shape=(n_vocab,)), where
+                token = int(argmax(view))
                 stamps.append(clock())
                 tokens.append(token)
                 if len(tokens) == new_tokens:
                     break
                 one[0] = token  # end-of-sequence or not: it is fed back like any other token
-                status = lib.llama_decode(ctx, lib.llama_batch_get_one(one, 1))
+                status = decode(ctx, step)
             end = clock()
         self._last = (start, stamps, end, tokens, status)
 
@@ -376,6 +402,8 @@ class LlamaRound:
         if self._last is None:
             raise RoundError("no round was timed")
         (start, stamps, end, tokens, status), self._last = self._last, None
+        if status == _NO_LOGITS:
+            raise RoundError(f"llama.cpp returned no logits after {len(tokens)} new tokens")
         if status != 0:
             raise RoundError(f"llama_decode failed with status {status} after {len(tokens)} new tokens")
         if len(tokens) != self.workload.new_tokens:
