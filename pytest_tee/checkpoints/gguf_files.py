@@ -239,9 +239,12 @@ def check_matches(info: GGUFInfo, checkpoint: Checkpoint) -> None:
             f"{info.path}: architecture {info.architecture!r} does not match {checkpoint.id} "
             f"({checkpoint.title or checkpoint.repo_id}, GGUF architecture {expected!r})"
         )
+    # deepseek2 files store MLA as MQA (head_count_kv 1) since llama.cpp split kv_b into k_b/v_b; older
+    # conversions store num_key_value_heads: either is the same checkpoint.
+    keys = [key for key in _SHAPE_KEYS if not (expected == "deepseek2" and key == "num_key_value_heads")]
     wrong = [
         f"{key} {info.shape[key]} (expected {checkpoint.config[key]})"
-        for key in _SHAPE_KEYS
+        for key in keys
         if key in info.shape and key in checkpoint.config and int(checkpoint.config[key]) != info.shape[key]
     ]
     if wrong:
