@@ -68,7 +68,8 @@ def test_deepseek2_layout_is_what_convert_hf_to_gguf_writes():
     assert layout["blk.3.ffn_down_exps.weight"] == (256, 7168, 2048)
     assert layout["blk.3.ffn_up_shexp.weight"] == (2048, 7168)
     lite = {name for name, _shape, _kind in tensor_layout(get("v2-lite"))}
-    assert "blk.0.attn_q.weight" in lite and "blk.0.attn_q_a.weight" not in lite
+    assert "blk.0.attn_q.weight" in lite
+    assert "blk.0.attn_q_a.weight" not in lite
     assert not any("exp_probs_b" in name for name in lite)  # V2: softmax gating, no correction bias
 
 

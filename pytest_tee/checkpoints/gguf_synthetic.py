@@ -1,7 +1,7 @@
 """Synthetic GGUF weights: a checkpoint's exact llama.cpp architecture and shapes, quantized by llama.cpp itself.
 
 Without real GGUF weights on disk the llama.cpp engine measures a file built here: every tensor llama.cpp's
-``qwen2`` / ``llama`` graph reads, with the catalogue entry's exact shapes and types, quantized by
+``qwen2`` / ``llama`` / ``deepseek2`` graph reads, with the catalogue entry's exact shapes and types, quantized by
 ``llama_model_quantize`` — llama.cpp's own quantizer, so a synthetic ``Q4_K_M`` has the same per-tensor type mix
 (Q4_K, Q6_K for some) as a real one. Values follow the torch synthetic weights (``checkpoints.synthetic``): variance
 1/fan_in from a seeded block, norms 1, small biases. A minimal valid tokenizer goes in the metadata (a
@@ -15,6 +15,11 @@ from the name, layer, row length and the model's hyperparameters, never from the
 types the full model would; (3) each quantized sample tensor is repeated row by row to its full row count in the
 final file. Quantizing every value of a random 1.5B model took 66–96 s of the two cores here, and its values are as
 synthetic as the repeated ones: what a decode step reads — bytes, types, shapes — is the same.
+
+``deepseek2`` (DeepSeek-V2/V3: MLA attention, MoE) is written as convert_hf_to_gguf.py writes it: ``kv_b_proj``
+split into the per-head ``attn_k_b`` / ``attn_v_b`` that llama.cpp's absorbed MLA reads, routed experts stacked
+into 3-D ``*_exps`` tensors (n_expert, rows, row length), routers F32, V3's MTP layer left out. An expert stack is
+sampled as the first rows of its first two experts (still 3-D) and repeated row by row across all experts.
 
 Files are cached under the user cache directory (``$PYTEST_TEE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pytest-tee``,
 else ``~/.cache/pytest-tee``) in ``gguf/``, named by checkpoint, quantization, seed and writer version. They are
