@@ -105,6 +105,11 @@ def test_a_deepseek2_file_reads_back_and_matches_its_checkpoint(tmp_path: Path):
     assert fields["deepseek2.leading_dense_block_count"] == 1
     assert fields["deepseek2.expert_gating_func"] == 2  # sigmoid
     assert fields["deepseek2.expert_group_count"] == 2
+    # One token's decode step reads 2 of the 8 routed experts of each stack (and no input embedding).
+    stacks = sum(t.n_bytes for t in header.tensors if "_exps." in t.name)
+    embedding = next(t.n_bytes for t in header.tensors if t.name == "token_embd.weight")
+    assert stacks == 2 * 3 * 8 * 32 * 64 * 2  # 2 MoE blocks, gate/up/down, 8 experts of 32x64, F16
+    assert info.decode_bytes == info.tensor_bytes - embedding - stacks * 6 // 8
     types = {t.name: t.type_name for t in header.tensors}
     assert types["blk.1.ffn_gate_inp.weight"] == "F32"  # routers stay F32, as convert_hf_to_gguf.py keeps them
     assert types["blk.1.ffn_gate_exps.weight"] == "F16"
