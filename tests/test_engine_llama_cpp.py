@@ -55,6 +55,26 @@ def test_a_round_makes_exactly_n_tokens_and_llama_cpps_counters_agree():
     assert round_.last_counters["n_p_eval"] == 8
 
 
+@pytest.mark.parametrize("quant", ["Q8_0", "Q4_K_M", "F16"])
+def test_a_deepseek2_round_makes_exactly_n_tokens_and_llama_cpps_counters_agree(quant: str):
+    """tiny-deepseek-v3 as llama.cpp's deepseek2: MLA (q/kv LoRA, k_b/v_b), a dense lead block, grouped sigmoid MoE."""
+    tiny = get("tiny-deepseek-v3")
+    engine = get_engine("llama.cpp")
+    loaded = engine.load(tiny, LoadRequest("cpu", "cpu", quant, threads=1))
+    assert (loaded.engine, loaded.weights, loaded.dtype) == ("llama.cpp", "synthetic", quant)
+    info = loaded.engine_state["gguf_info"]
+    assert (info.architecture, info.file_type) == ("deepseek2", quant)
+    prompt = make_prompt(vocab_size=tiny.vocab_size, prompt_tokens=8, batch=1, token_range=tiny.text_token_range)
+    round_ = engine.rounds(loaded, prompt, Workload(8, 6, 1), threads=None)
+    record = run_once(round_)
+    assert len(record.times.token_times) == 6
+    assert round_.last_counters is not None
+    assert round_.last_counters["n_p_eval"] == 8
+    assert round_.last_counters["n_eval"] == 5
+    run_once(round_)
+    assert round_.last_counters["n_p_eval"] == 8
+
+
 def test_end_of_sequence_does_not_stop_a_round():
     loaded = _load("Q8_0")
     round_ = get_engine("llama.cpp").rounds(loaded, _prompt(8), Workload(8, 5, 1), threads=None)

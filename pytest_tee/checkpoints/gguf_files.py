@@ -39,7 +39,9 @@ class GGUFInfo:
     file_type: str | None  # from general.file_type, as a --tee-quant name when known
     name: str
     tensor_bytes: int  # all tensor data
-    decode_bytes: int  # what one decode step reads: every tensor but the input embedding (one row of it)
+    # what one decode step reads: every tensor but the input embedding (one row of it); of an MoE's expert
+    # stacks, only the expert_used_count experts one token is routed to
+    decode_bytes: int
     tensor_types: Mapping[str, int] = field(default_factory=dict)  # GGML type name -> tensors of that type
     shape: Mapping[str, int] = field(default_factory=dict)  # hidden size, layers, heads, vocabulary
 
@@ -72,12 +74,16 @@ def read_gguf(path: Path) -> GGUFInfo:
     if not architecture:
         raise GGUFError(f"{path}: no general.architecture in the GGUF header; is it a model file?")
     types: dict[str, int] = {}
-    total = embedding = 0
+    total = embedding = idle_experts = 0
+    experts, used = fields.get(f"{architecture}.expert_count"), fields.get(f"{architecture}.expert_used_count")
     for tensor in header.tensors:
         total += tensor.n_bytes
         types[tensor.type_name] = types.get(tensor.type_name, 0) + 1
         if tensor.name == "token_embd.weight":
             embedding = tensor.n_bytes
+        if "_exps." in tensor.name and isinstance(experts, int) and isinstance(used, int) and 0 < used < experts:
+            # A stack of routed experts (n_expert equal slices): one token's decode step reads expert_used_count.
+            idle_experts += tensor.n_bytes - tensor.n_bytes // experts * used
     has_output = any(t.name == "output.weight" for t in header.tensors)
     ftype = fields.get("general.file_type")
     shape = {key: fields.get(f"{architecture}.{suffix}") for key, suffix in _SHAPE_KEYS.items()}
@@ -88,7 +94,7 @@ def read_gguf(path: Path) -> GGUFInfo:
         name=str(fields.get("general.name", "")),
         tensor_bytes=total,
         # Tied embeddings (no output.weight): the output projection reads the whole embedding every step.
-        decode_bytes=total - embedding if has_output else total,
+        decode_bytes=(total - embedding if has_output else total) - idle_experts,
         tensor_types=types,
         shape={key: value for key, value in shape.items() if isinstance(value, int) and not isinstance(value, bool)},
     )
@@ -240,9 +246,12 @@ def check_matches(info: GGUFInfo, checkpoint: Checkpoint) -> None:
             f"{info.path}: architecture {info.architecture!r} does not match {checkpoint.id} "
             f"({checkpoint.title or checkpoint.repo_id}, GGUF architecture {expected!r})"
         )
+    # deepseek2 files store MLA as MQA (head_count_kv 1) since llama.cpp split kv_b into k_b/v_b; older
+    # conversions store num_key_value_heads: either is the same checkpoint.
+    keys = [key for key in _SHAPE_KEYS if not (expected == "deepseek2" and key == "num_key_value_heads")]
     wrong = [
         f"{key} {info.shape[key]} (expected {checkpoint.config[key]})"
-        for key in _SHAPE_KEYS
+        for key in keys
         if key in info.shape and key in checkpoint.config and int(checkpoint.config[key]) != info.shape[key]
     ]
     if wrong:

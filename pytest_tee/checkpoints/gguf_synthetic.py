@@ -1,7 +1,7 @@
 """Synthetic GGUF weights: a checkpoint's exact llama.cpp architecture and shapes, quantized by llama.cpp itself.
 
 Without real GGUF weights on disk the llama.cpp engine measures a file built here: every tensor llama.cpp's
-``qwen2`` / ``llama`` graph reads, with the catalogue entry's exact shapes and types, quantized by
+``qwen2`` / ``llama`` / ``deepseek2`` graph reads, with the catalogue entry's exact shapes and types, quantized by
 ``llama_model_quantize`` — llama.cpp's own quantizer, so a synthetic ``Q4_K_M`` has the same per-tensor type mix
 (Q4_K, Q6_K for some) as a real one. Values follow the torch synthetic weights (``checkpoints.synthetic``): variance
 1/fan_in from a seeded block, norms 1, small biases. A minimal valid tokenizer goes in the metadata (a
@@ -15,6 +15,11 @@ from the name, layer, row length and the model's hyperparameters, never from the
 types the full model would; (3) each quantized sample tensor is repeated row by row to its full row count in the
 final file. Quantizing every value of a random 1.5B model took 66–96 s of the two cores here, and its values are as
 synthetic as the repeated ones: what a decode step reads — bytes, types, shapes — is the same.
+
+``deepseek2`` (DeepSeek-V2/V3: MLA attention, MoE) is written as convert_hf_to_gguf.py writes it: ``kv_b_proj``
+split into the per-head ``attn_k_b`` / ``attn_v_b`` that llama.cpp's absorbed MLA reads, routed experts stacked
+into 3-D ``*_exps`` tensors (n_expert, rows, row length), routers F32, V3's MTP layer left out. An expert stack is
+sampled as the first rows of its first two experts (still 3-D) and repeated row by row across all experts.
 
 Files are cached under the user cache directory (``$PYTEST_TEE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pytest-tee``,
 else ``~/.cache/pytest-tee``) in ``gguf/``, named by checkpoint, quantization, seed and writer version. They are
@@ -47,7 +52,8 @@ WRITER_VERSION = 2
 SAMPLE_ELEMENTS = 1 << 18  # values per matrix that llama.cpp's quantizer sees; the rest repeats them
 _BLOCK_ELEMENTS = 1_048_573  # prime, as in checkpoints.synthetic: periodic fills never align with a row
 _BIAS_SCALE = 0.02
-SUPPORTED_FAMILIES = ("qwen2", "llama")
+SUPPORTED_FAMILIES = ("qwen2", "llama", "deepseek_v2", "deepseek_v3")
+_DEEPSEEK = ("deepseek_v2", "deepseek_v3")
 
 
 class SyntheticGGUFError(RuntimeError):
@@ -148,8 +154,12 @@ def _check_disk_space(checkpoint: Checkpoint, quant: str, folder: Path) -> None:
 def tensor_layout(checkpoint: Checkpoint) -> list[tuple[str, tuple[int, ...], str]]:
     """(GGUF name, numpy shape, kind) of every tensor llama.cpp's graph for this architecture reads.
 
-    Kinds: ``weight`` (a matrix, F16), ``norm`` (ones, F32), ``bias`` (small, F32), ``rope`` (llama3 rope factors).
+    Kinds: ``weight`` (a matrix, F16), ``norm`` (ones, F32), ``bias`` (small, F32), ``rope`` (llama3 rope factors),
+    ``router`` (an MoE gate, F32 as convert_hf_to_gguf.py writes it; llama.cpp never quantizes it), ``buffer``
+    (DeepSeek-V3's ``e_score_correction_bias``, a transformers buffer rather than a parameter: small, F32).
     """
+    if checkpoint.family in _DEEPSEEK:
+        return _deepseek2_layout(checkpoint)
     cfg = checkpoint.config
     hidden, ffn = int(cfg["hidden_size"]), int(cfg["intermediate_size"])
     heads, kv_heads = int(cfg["num_attention_heads"]), int(cfg["num_key_value_heads"])
@@ -186,6 +196,77 @@ def tensor_layout(checkpoint: Checkpoint) -> list[tuple[str, tuple[int, ...], st
     return tensors
 
 
+def _deepseek2_layout(checkpoint: Checkpoint) -> list[tuple[str, tuple[int, ...], str]]:
+    """llama.cpp's ``deepseek2`` (DeepSeek-V2/V3: MLA attention, leading dense blocks, then MoE with shared experts).
+
+    As convert_hf_to_gguf.py (DeepseekV2Model) writes it: ``kv_b_proj`` split into ``attn_k_b`` (per head, transposed:
+    numpy (heads, kv_lora_rank, qk_nope)) and ``attn_v_b`` (heads, v_head_dim, kv_lora_rank) for MLA's absorbed
+    attention; experts stacked into 3-D ``*_exps`` (n_expert, rows, row length); the MTP (nextn) layer skipped, as
+    the converter and transformers both skip it.
+    """
+    cfg = checkpoint.config
+    hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+    nope, rope, v_dim = int(cfg["qk_nope_head_dim"]), int(cfg["qk_rope_head_dim"]), int(cfg["v_head_dim"])
+    kv_rank, q_rank = int(cfg["kv_lora_rank"]), int(cfg.get("q_lora_rank") or 0)
+    vocab, layers = int(cfg["vocab_size"]), int(cfg["num_hidden_layers"])
+    dense_layers, ffn = int(cfg.get("first_k_dense_replace", 0)), int(cfg["intermediate_size"])
+    experts, moe_ffn = int(cfg["n_routed_experts"]), int(cfg["moe_intermediate_size"])
+    shared_ffn = moe_ffn * int(cfg.get("n_shared_experts") or 0)
+    if cfg.get("attention_bias"):
+        raise SyntheticGGUFError(f"{checkpoint.id}: llama.cpp's deepseek2 has no attention biases")
+    if not q_rank and layers not in (26, 27):
+        # llama.cpp picks deepseek2's "lite" attention (attn_q, no q_lora_rank) by layer count, not by the key:
+        # V2-Lite's 27 layers (26: GigaChat3); any other count requires q_lora_rank and attn_q_a/attn_q_b.
+        raise SyntheticGGUFError(
+            f"{checkpoint.id}: llama.cpp reads deepseek2 without q_lora_rank only with 26 or 27 layers, not {layers}"
+        )
+    tensors: list[tuple[str, tuple[int, ...], str]] = [("token_embd.weight", (vocab, hidden), "weight")]
+    for i in range(layers):
+        block = f"blk.{i}"
+        tensors.append((f"{block}.attn_norm.weight", (hidden,), "norm"))
+        if q_rank:
+            tensors += [
+                (f"{block}.attn_q_a.weight", (q_rank, hidden), "weight"),
+                (f"{block}.attn_q_a_norm.weight", (q_rank,), "norm"),
+                (f"{block}.attn_q_b.weight", (heads * (nope + rope), q_rank), "weight"),
+            ]
+        else:
+            tensors.append((f"{block}.attn_q.weight", (heads * (nope + rope), hidden), "weight"))
+        tensors += [
+            (f"{block}.attn_kv_a_mqa.weight", (kv_rank + rope, hidden), "weight"),
+            (f"{block}.attn_kv_a_norm.weight", (kv_rank,), "norm"),
+            (f"{block}.attn_k_b.weight", (heads, kv_rank, nope), "weight"),
+            (f"{block}.attn_v_b.weight", (heads, v_dim, kv_rank), "weight"),
+            (f"{block}.attn_output.weight", (hidden, heads * v_dim), "weight"),
+            (f"{block}.ffn_norm.weight", (hidden,), "norm"),
+        ]
+        if i < dense_layers:
+            tensors += [
+                (f"{block}.ffn_gate.weight", (ffn, hidden), "weight"),
+                (f"{block}.ffn_up.weight", (ffn, hidden), "weight"),
+                (f"{block}.ffn_down.weight", (hidden, ffn), "weight"),
+            ]
+            continue
+        tensors.append((f"{block}.ffn_gate_inp.weight", (experts, hidden), "router"))
+        if checkpoint.family == "deepseek_v3":
+            tensors.append((f"{block}.exp_probs_b.bias", (experts,), "buffer"))
+        tensors += [
+            (f"{block}.ffn_gate_exps.weight", (experts, moe_ffn, hidden), "weight"),
+            (f"{block}.ffn_down_exps.weight", (experts, hidden, moe_ffn), "weight"),
+            (f"{block}.ffn_up_exps.weight", (experts, moe_ffn, hidden), "weight"),
+        ]
+        if shared_ffn:
+            tensors += [
+                (f"{block}.ffn_gate_shexp.weight", (shared_ffn, hidden), "weight"),
+                (f"{block}.ffn_down_shexp.weight", (hidden, shared_ffn), "weight"),
+                (f"{block}.ffn_up_shexp.weight", (shared_ffn, hidden), "weight"),
+            ]
+    tensors.append(("output_norm.weight", (hidden,), "norm"))
+    if not cfg.get("tie_word_embeddings", False):
+        tensors.append(("output.weight", (vocab, hidden), "weight"))
+    return tensors
+
+
 def write_f16_gguf(checkpoint: Checkpoint, path: Path, *, seed: int = 0, sample_elements: int | None = None) -> None:
     """Write the checkpoint as an F16 GGUF (norms, biases and rope factors F32), streaming tensor by tensor.
 
@@ -216,10 +297,17 @@ def write_f16_gguf(checkpoint: Checkpoint, path: Path, *, seed: int = 0, sample_
 
 
 def _sample_shape(shape: tuple[int, ...], sample_elements: int) -> tuple[int, ...]:
-    if len(shape) != 2:
-        return shape
-    rows, row_length = shape
-    return (min(rows, max(2, -(-sample_elements // row_length))), row_length)
+    """A matrix: its first rows. A stack of experts (n_expert, rows, row length): the first rows of the first two
+    experts, so that the sample stays 3-D as llama.cpp's quantizer sees the full tensor (its type rules read the
+    name, the row length and the hyperparameters, never the row or expert count)."""
+    if len(shape) == 2:
+        rows, row_length = shape
+        return (min(rows, max(2, -(-sample_elements // row_length))), row_length)
+    if len(shape) == 3:
+        experts, rows, row_length = shape
+        kept = min(experts, 2)
+        return (kept, min(rows, max(2, -(-sample_elements // (row_length * kept)))), row_length)
+    return shape
 
 
 def expand_sample(sample: Path, checkpoint: Checkpoint, target: Path, file_type: int) -> None:
@@ -229,7 +317,7 @@ def expand_sample(sample: Path, checkpoint: Checkpoint, target: Path, file_type:
 
     from pytest_tee.checkpoints.gguf_files import read_header
 
-    full_rows = {name: shape[0] if len(shape) == 2 else 1 for name, shape, _kind in tensor_layout(checkpoint)}
+    full_shapes = {name: shape for name, shape, _kind in tensor_layout(checkpoint)}
     with open(sample, "rb") as source:
         header = read_header(source)
         arch = _architecture(checkpoint)
@@ -239,10 +327,12 @@ def expand_sample(sample: Path, checkpoint: Checkpoint, target: Path, file_type:
         writer.add_file_type(file_type)
         plan = []
         for entry in header.tensors:
-            sample_rows = entry.shape[1] if len(entry.shape) == 2 else 1  # GGUF order: row length first
+            # GGUF order: row length first, then rows (and experts); numpy order: experts, rows, row length.
+            sample_rows = math.prod(entry.shape[1:])
             row_bytes = entry.n_bytes // sample_rows
-            rows = full_rows[entry.name]
-            byte_shape = (rows, row_bytes) if len(entry.shape) == 2 else (row_bytes,)
+            full = full_shapes[entry.name]
+            rows = math.prod(full[:-1])
+            byte_shape = (*full[:-1], row_bytes)
             raw = GGMLQuantizationType(entry.type_id)
             writer.add_tensor_info(entry.name, byte_shape, np.dtype(np.uint8), rows * row_bytes, raw_dtype=raw)
             plan.append((entry, byte_shape))
@@ -252,11 +342,14 @@ def expand_sample(sample: Path, checkpoint: Checkpoint, target: Path, file_type:
         for entry, byte_shape in plan:
             source.seek(entry.offset)
             rows_read = np.frombuffer(source.read(entry.n_bytes), dtype=np.uint8)
-            writer.write_tensor_data(np.resize(rows_read, byte_shape))  # whole rows, repeated in order
+            # Whole quantized rows, repeated in order (a stack of experts: across the experts too).
+            writer.write_tensor_data(np.resize(rows_read, byte_shape))
         writer.close()
 
 
 def _architecture(checkpoint: Checkpoint) -> str:
+    if checkpoint.family in _DEEPSEEK:
+        return "deepseek2"
     return "qwen2" if checkpoint.family == "qwen2" else "llama"
 
 
@@ -269,12 +362,48 @@ def _add_metadata(writer: Any, checkpoint: Checkpoint, arch: str) -> None:
     writer.add_block_count(int(cfg["num_hidden_layers"]))
     writer.add_feed_forward_length(int(cfg["intermediate_size"]))
     writer.add_head_count(heads)
-    writer.add_head_count_kv(int(cfg["num_key_value_heads"]))
+    # deepseek2 (MLA) is written as MQA: one KV head, the compressed latent; the others as configured.
+    writer.add_head_count_kv(1 if checkpoint.family in _DEEPSEEK else int(cfg["num_key_value_heads"]))
     writer.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
     writer.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
-    writer.add_rope_dimension_count(int(cfg.get("head_dim") or hidden // heads))
+    if checkpoint.family in _DEEPSEEK:
+        _add_deepseek2_metadata(writer, cfg)
+    else:
+        writer.add_rope_dimension_count(int(cfg.get("head_dim") or hidden // heads))
     writer.add_vocab_size(int(cfg["vocab_size"]))
     _add_tokenizer(writer, checkpoint)
+
+
+def _add_deepseek2_metadata(writer: Any, cfg: Any) -> None:
+    """The keys convert_hf_to_gguf.py's DeepseekV2Model writes (MLA as MQA: one KV head of kv_lora_rank + rope)."""
+    from gguf import ExpertGatingFuncType, RopeScalingType
+
+    nope, rope, kv_rank = int(cfg["qk_nope_head_dim"]), int(cfg["qk_rope_head_dim"]), int(cfg["kv_lora_rank"])
+    writer.add_leading_dense_block_count(int(cfg.get("first_k_dense_replace", 0)))
+    if cfg.get("q_lora_rank"):
+        writer.add_q_lora_rank(int(cfg["q_lora_rank"]))
+    writer.add_kv_lora_rank(kv_rank)
+    writer.add_key_length(kv_rank + rope)
+    writer.add_value_length(kv_rank)
+    writer.add_key_length_mla(nope + rope)
+    writer.add_value_length_mla(int(cfg["v_head_dim"]))
+    writer.add_expert_feed_forward_length(int(cfg["moe_intermediate_size"]))
+    writer.add_expert_count(int(cfg["n_routed_experts"]))
+    writer.add_expert_used_count(int(cfg["num_experts_per_tok"]))
+    writer.add_expert_shared_count(int(cfg.get("n_shared_experts") or 0))
+    writer.add_expert_group_count(int(cfg.get("n_group") or 1))
+    writer.add_expert_group_used_count(int(cfg.get("topk_group") or 1))
+    writer.add_expert_weights_scale(float(cfg.get("routed_scaling_factor", 1.0)))
+    writer.add_expert_weights_norm(bool(cfg.get("norm_topk_prob", False)))
+    sigmoid = cfg.get("scoring_func", "softmax") == "sigmoid"
+    writer.add_expert_gating_func(ExpertGatingFuncType.SIGMOID if sigmoid else ExpertGatingFuncType.SOFTMAX)
+    writer.add_rope_dimension_count(rope)
+    scaling = cfg.get("rope_scaling") or {}
+    if scaling.get("rope_type", scaling.get("type")) == "yarn" and "factor" in scaling:
+        writer.add_rope_scaling_type(RopeScalingType.YARN)
+        writer.add_rope_scaling_factor(float(scaling["factor"]))
+        writer.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+        writer.add_rope_scaling_yarn_log_mul(0.1 * float(scaling.get("mscale_all_dim", 0.0)))
 
 
 def _add_tokenizer(writer: Any, checkpoint: Checkpoint) -> None:
@@ -331,9 +460,11 @@ def _values(
     count = math.prod(shape)
     offset = (index * 7919 + count) % block.size  # each tensor starts elsewhere in the block
     flat = np.resize(np.roll(block, -offset), count)
-    if kind == "bias":
+    if kind in ("bias", "buffer"):
         return (flat * _BIAS_SCALE).reshape(shape).astype(np.float32)
     scale = 1.0 / math.sqrt(shape[-1])  # fan_in: GGUF rows are outputs, columns inputs
+    if kind == "router":
+        return (flat * scale).astype(np.float32).reshape(shape)
     return (flat * scale).astype(np.float16).reshape(shape)
 
 
