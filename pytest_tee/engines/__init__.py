@@ -9,7 +9,7 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
-from pytest_tee.engines.base import EngineError, EngineFacts, EngineUnavailable, LoadRequest
+from pytest_tee.engines.base import EngineError, EngineUnavailable, LoadRequest
 
 if TYPE_CHECKING:
     from pytest_tee.engines.base import Engine
@@ -59,7 +59,6 @@ __all__ = [
     "DEFAULT_ENGINE",
     "ENGINE_NAMES",
     "EngineError",
-    "EngineFacts",
     "EngineUnavailable",
     "LoadRequest",
     "get_engine",

@@ -25,7 +25,7 @@ An engine is one module in ``pytest_tee/engines/`` holding one class with three 
     ``ignore_eos`` or ``min_tokens = N``, ``temperature = 0``, prompt as token ids) whose stamps are read when
     each streamed chunk arrives, the count checked against the chunks and the server's ``usage`` block.
 
-``describe(loaded) -> EngineFacts``
+``describe(loaded) -> records.EngineInfo``
     What decides this engine's speed, as plain data: its build (library versions, compile-time features such as
     llama.cpp's ``system_info``, a server's version and model facts), its settings (threads, context and batch
     sizes, …) and which of those belong in the comparison key. Stored as the ``engine`` block of every result;
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pytest_tee.checkpoints.loading import LoadedModel
     from pytest_tee.checkpoints.prompts import Prompt
     from pytest_tee.measure.timing import RoundRecord, Workload
+    from pytest_tee.records import EngineInfo
 
 
 class EngineError(ValueError):
@@ -74,31 +75,6 @@ class LoadRequest:
     options: Mapping[str, Any] = field(default_factory=dict)  # engine-specific settings (e.g. an endpoint URL)
 
 
-@dataclass(frozen=True)
-class EngineFacts:
-    """What decides an engine's speed: stored as the result's ``engine`` block, ``key`` also in comparison_key."""
-
-    name: str  # "transformers", "llama.cpp", "openai"
-    quantization: str  # how the weights are stored as measured: "bfloat16", "Q4_K_M", …
-    build: Mapping[str, Any] = field(default_factory=dict)  # versions, compile-time features
-    settings: Mapping[str, Any] = field(default_factory=dict)  # run-time settings (threads, n_ctx, …)
-    key: Mapping[str, Any] = field(default_factory=dict)  # the settings and build facts runs must share
-    weight_bytes: int | None = None  # bytes of weights one decode step reads (for the roofline)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "quantization": self.quantization,
-            "build": dict(self.build),
-            "settings": dict(self.settings),
-            "weight_bytes": self.weight_bytes,
-        }
-
-    def comparison_key(self) -> dict[str, Any]:
-        """The comparison-key entries: engine, quantization, and the engine's own key facts."""
-        return {"engine": self.name, "quantization": self.quantization, "engine_settings": dict(self.key)}
-
-
 class TimedRound(Protocol):
     """One model × prompt × workload, measured a round at a time (see the module docstring)."""
 
@@ -121,7 +97,7 @@ class Engine(Protocol):
 
     def rounds(self, loaded: LoadedModel, prompt: Prompt, workload: Workload, threads: int | None) -> TimedRound: ...
 
-    def describe(self, loaded: LoadedModel) -> EngineFacts: ...
+    def describe(self, loaded: LoadedModel) -> EngineInfo: ...
 
     def cache_key(self, request: LoadRequest) -> tuple[Any, ...]:
         """What distinguishes one loaded model from another for this engine (one model is held at a time)."""

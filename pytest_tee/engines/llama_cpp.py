@@ -30,7 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_tee.engines.base import EngineError, EngineFacts, LoadRequest
+from pytest_tee.engines.base import EngineError, LoadRequest
+from pytest_tee.records import EngineInfo
 
 if TYPE_CHECKING:
     from pytest_tee.checkpoints.catalogue import Checkpoint
@@ -155,7 +156,7 @@ class LlamaCppEngine:
         ids = [int(token) for token in prompt.input_ids[0].tolist()]
         return LlamaRound(loaded.model, ids, workload)
 
-    def describe(self, loaded: LoadedModel) -> EngineFacts:
+    def describe(self, loaded: LoadedModel) -> EngineInfo:
         settings = dict(loaded.engine_state.get("settings", {}))
         build = build_info()
         key = {**settings, "llama_cpp_python": build["llama_cpp_python"], "system_info": build["system_info"]}
@@ -168,7 +169,7 @@ class LlamaCppEngine:
         for extra in ("synthetic_seconds", "synthetic_cached"):
             if extra in loaded.engine_state:
                 recorded[extra] = loaded.engine_state[extra]
-        return EngineFacts(
+        return EngineInfo(
             name=NAME,
             quantization=str(loaded.dtype),
             build=build,

@@ -16,7 +16,8 @@ import json
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from pytest_tee.engines.base import EngineError, EngineFacts, LoadRequest
+from pytest_tee.engines.base import EngineError, LoadRequest
+from pytest_tee.records import EngineInfo
 
 if TYPE_CHECKING:
     from pytest_tee.checkpoints.catalogue import Checkpoint
@@ -93,7 +94,7 @@ class OpenAIEngine:
     def rounds(self, loaded: LoadedModel, prompt: Any, workload: Workload, threads: int | None) -> ServerRound:
         return ServerRound(loaded.model, server_prompt(loaded.model, prompt), workload)
 
-    def describe(self, loaded: LoadedModel) -> EngineFacts:
+    def describe(self, loaded: LoadedModel) -> EngineInfo:
         server: Server = loaded.model
         facts = server.facts()
         endpoint = facts["endpoint"]
@@ -102,7 +103,7 @@ class OpenAIEngine:
             key["host"] = endpoint["host"]
         if facts.get("request_extra"):
             key["request_extra"] = facts["request_extra"]
-        return EngineFacts(
+        return EngineInfo(
             name=NAME,
             quantization=loaded.dtype,
             build={"server": facts["server"], "httpx": _version("httpx")},

@@ -10,7 +10,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from pytest_tee.engines.base import EngineFacts, LoadRequest
+from pytest_tee.engines.base import LoadRequest
+from pytest_tee.records import EngineInfo
 
 if TYPE_CHECKING:
     from pytest_tee.checkpoints.catalogue import Checkpoint
@@ -54,11 +55,11 @@ class TransformersEngine:
         where = input_device(loaded, device)
         return RoundRunner(loaded.model, prompt.input_ids.to(where), prompt.attention_mask.to(where), workload, device)
 
-    def describe(self, loaded: LoadedModel) -> EngineFacts:
+    def describe(self, loaded: LoadedModel) -> EngineInfo:
         import torch
 
         settings = {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads()}
-        return EngineFacts(
+        return EngineInfo(
             name=NAME,
             quantization=str(loaded.dtype or "unknown"),
             build={name: _version(name) for name in ("torch", "transformers")},

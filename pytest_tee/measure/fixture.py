@@ -26,7 +26,7 @@ from pytest_tee.records import (
 )
 
 if TYPE_CHECKING:
-    from pytest_tee.engines.base import EngineFacts, TimedRound
+    from pytest_tee.engines.base import TimedRound
 
 
 R = TypeVar("R", bound=ThroughputResult)
@@ -220,22 +220,14 @@ class TokensPerSecond:
         workload: Workload,
         prompt: Any,
         log: RoundLog,
-        facts: EngineFacts,
+        engine: EngineInfo,
         metrics: Mapping[str, Any],
     ) -> StoredMeasurement:
         context = self._context
         described = dict(loaded.describe())
         dtype = described.get("dtype", "unknown")
-        endpoint = facts.settings.get("endpoint")
+        endpoint = engine.settings.get("endpoint")
         remote = isinstance(endpoint, Mapping) and endpoint.get("location") == "remote"
-        engine = EngineInfo(
-            name=facts.name,
-            quantization=facts.quantization,
-            build=facts.build,
-            settings=facts.settings,
-            key=facts.key,
-            weight_bytes=facts.weight_bytes,
-        )
         return StoredMeasurement(
             # A remote server runs outside this host's environment: its results are labelled remote, not ours.
             execution_env="remote" if remote else context.execution_env.name,
@@ -254,8 +246,8 @@ class TokensPerSecond:
                 prompt_sha256=prompt.sha256,
                 prompt_source=prompt.source,
             ),
-            threads=facts.settings.get("threads"),
-            interop_threads=facts.settings.get("interop_threads"),
+            threads=engine.settings.get("threads"),
+            interop_threads=engine.settings.get("interop_threads"),
             rounds=len(log.measured_rounds),
             warmup=len(log.warmup_rounds),
             stop_reason=log.stop_reason or "",
