@@ -9,7 +9,8 @@ A round drives llama.cpp's decode loop directly rather than through ``Llama.gene
 ``llama_decode`` of the prompt, then one per new token, greedy (argmax over the logits llama.cpp returns; reading
 them waits for the computation, so each stamp is taken when the token really exists). End-of-sequence is just
 another token: the loop always produces exactly N. Python between two decodes is two ctypes calls, an argmax and a
-clock reading (~10 µs, plus ~20 µs of argmax over a 152k vocabulary, against ~50 ms per token for the 1.5B).
+clock reading: ~11 µs per step on a tiny model; ~150 µs in all for the 1.5B, most of it the argmax reading 152k
+logits another core just wrote, against ~50 ms per token (0.3 %; measured in benchmarks/tooling/bench_llama_cpp.py).
 llama.cpp's own performance counters (``llama_perf_context``) are reset before and read after every round; ``take``
 checks that they counted exactly the prompt and N − 1 decode steps, and keeps them on the round (``last_counters``)
 so the fidelity benchmark can compare.
