@@ -125,24 +125,23 @@ def roofline(
     ``weight_bytes`` (recorded by the engine: for GGUF the real tensor bytes a decode step reads, input embedding
     excluded) replaces parameters × dtype size; quantized weights are not a whole number of bytes per weight.
     """
+    no_shape = "the workload shape was not recorded"
     if weight_bytes:
-        return _roofline_of_bytes(
-            checkpoint_id,
-            float(weight_bytes),
-            workload,
-            decode_tps,
-            decode_ci95,
-            bandwidth_gbps,
-            bandwidth_source,
-            quantization,
-        )
+        if not _has_shape(workload):
+            return None, no_shape
+        shape = checkpoint_shape(checkpoint_id, "float16")  # llama.cpp's KV cache is f16 by default
+        notes = [shape.note] if shape.note else []
+        notes.append(f"{quantization or 'engine'} weights: the recorded tensor bytes a decode step reads")
+        return _fraction(
+            float(weight_bytes), shape, notes, workload, decode_tps, decode_ci95, bandwidth_gbps, bandwidth_source
+        ), None
     itemsize = dtype_bytes(dtype)
     if itemsize is None:
         return None, f"dtype {dtype!r} has no known size"
     if not parameters:
         return None, "the parameter count was not recorded"
-    if not workload.batch or workload.prompt_tokens is None or not workload.new_tokens:
-        return None, "the workload shape was not recorded"
+    if not _has_shape(workload):
+        return None, no_shape
     shape = checkpoint_shape(checkpoint_id, str(dtype))
     notes = [shape.note] if shape.note else []
     if shape.untied_embedding_parameters and shape.untied_embedding_parameters < parameters:
@@ -151,51 +150,34 @@ def roofline(
         notes.append("mixture of experts: all experts counted, so the fraction is overstated")
     untied = shape.untied_embedding_parameters if shape.untied_embedding_parameters < parameters else 0
     dense_bytes = float((parameters - untied) * itemsize)
-    mean_context = workload.prompt_tokens + workload.new_tokens / 2
-    kv_bytes = (shape.kv_bytes_per_token or 0.0) * mean_context * workload.batch
-    bytes_per_step = dense_bytes + kv_bytes
-    achieved = decode_tps / workload.batch * bytes_per_step / 1e9
-    fraction = achieved / bandwidth_gbps
-    ci = (fraction * decode_ci95[0] / decode_tps, fraction * decode_ci95[1] / decode_tps) if decode_ci95 else None
-    return (
-        Roofline(
-            bandwidth_gbps=bandwidth_gbps,
-            bandwidth_source=bandwidth_source,
-            weight_bytes=dense_bytes,
-            kv_bytes_per_token=shape.kv_bytes_per_token,
-            mean_context=mean_context,
-            bytes_per_step=bytes_per_step,
-            achieved_gbps=achieved,
-            fraction=fraction,
-            fraction_ci95=ci,
-            notes=tuple(notes),
-        ),
-        None,
-    )
+    return _fraction(
+        dense_bytes, shape, notes, workload, decode_tps, decode_ci95, bandwidth_gbps, bandwidth_source
+    ), None
 
 
-def _roofline_of_bytes(
-    checkpoint_id: str,
+def _has_shape(workload: Workload) -> bool:
+    return bool(workload.batch) and workload.prompt_tokens is not None and bool(workload.new_tokens)
+
+
+def _fraction(
     weight_bytes: float,
+    shape: CheckpointShape,
+    notes: list[str],
     workload: Workload,
     decode_tps: float,
     decode_ci95: tuple[float, float] | None,
     bandwidth_gbps: float,
     bandwidth_source: str,
-    quantization: str,
-) -> tuple[Roofline | None, str | None]:
-    if not workload.batch or workload.prompt_tokens is None or not workload.new_tokens:
-        return None, "the workload shape was not recorded"
-    shape = checkpoint_shape(checkpoint_id, "float16")  # llama.cpp's KV cache is f16 by default
-    notes = [shape.note] if shape.note else []
-    notes.append(f"{quantization or 'engine'} weights: the recorded tensor bytes a decode step reads")
-    mean_context = workload.prompt_tokens + workload.new_tokens / 2
-    kv_bytes = (shape.kv_bytes_per_token or 0.0) * mean_context * workload.batch
+) -> Roofline:
+    """Bytes one decode step reads (weights, plus the KV cache at the mean context) against the bandwidth."""
+    batch = workload.batch or 1  # callers check the shape first
+    mean_context = (workload.prompt_tokens or 0) + (workload.new_tokens or 0) / 2
+    kv_bytes = (shape.kv_bytes_per_token or 0.0) * mean_context * batch
     bytes_per_step = weight_bytes + kv_bytes
-    achieved = decode_tps / workload.batch * bytes_per_step / 1e9
+    achieved = decode_tps / batch * bytes_per_step / 1e9
     fraction = achieved / bandwidth_gbps
     ci = (fraction * decode_ci95[0] / decode_tps, fraction * decode_ci95[1] / decode_tps) if decode_ci95 else None
-    found = Roofline(
+    return Roofline(
         bandwidth_gbps=bandwidth_gbps,
         bandwidth_source=bandwidth_source,
         weight_bytes=weight_bytes,
@@ -207,4 +189,3 @@ def _roofline_of_bytes(
         fraction_ci95=ci,
         notes=tuple(notes),
     )
-    return found, None

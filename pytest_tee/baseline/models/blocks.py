@@ -19,6 +19,7 @@ from pytest_tee.baseline.models.sessions import (
     QUIET,
     HintSearch,
     log_level,
+    no_standing_note,
     t_verdict,
     untested,
     unusable,
@@ -142,8 +143,7 @@ def judge_differences(evidence: Evidence, rule: Rule, levels: BlockLevels) -> Ve
     )
 
 
-def standing_note(verdict: Verdict) -> str:
-    return ""
+standing_note = no_standing_note  # nothing to say beside a decided verdict
 
 
 def hint(verdict: Verdict, context: HintContext) -> tuple[Hint | None, str]:
@@ -151,8 +151,8 @@ def hint(verdict: Verdict, context: HintContext) -> tuple[Hint | None, str]:
     import numpy as np
 
     search = HintSearch(verdict, context)
-    if search.at_threshold:
-        return None, f"{search.reason}; the estimate sits at the threshold, so more data are unlikely to decide it"
+    if (stuck := search.at_threshold_answer()) is not None:
+        return stuck
     detail = verdict.detail
     se, df = detail.se_log or 0.0, detail.df or 0.0
     k = round(df) + 1

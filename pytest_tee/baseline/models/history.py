@@ -18,6 +18,7 @@ from pytest_tee.baseline.models.sessions import (
     MIN_STORED_RUNS,
     HintSearch,
     log_level,
+    no_standing_note,
     pooled_round_sd,
     single_se_factor,
     t_verdict,
@@ -84,8 +85,7 @@ def decide(evidence: Evidence, rule: Rule) -> Verdict:
     )
 
 
-def standing_note(verdict: Verdict) -> str:
-    return ""
+standing_note = no_standing_note  # nothing to say beside a decided verdict
 
 
 def hint(verdict: Verdict, context: HintContext) -> tuple[Hint | None, str]:
@@ -93,8 +93,8 @@ def hint(verdict: Verdict, context: HintContext) -> tuple[Hint | None, str]:
     import numpy as np
 
     search = HintSearch(verdict, context)
-    if search.at_threshold:
-        return None, f"{search.reason}; the estimate sits at the threshold, so more data are unlikely to decide it"
+    if (stuck := search.at_threshold_answer()) is not None:
+        return stuck
     se, df = verdict.detail.se_log or 0.0, verdict.detail.df or 0.0
     m = verdict.detail.sessions_base or 0
     if round(df) == m - 1:  # the stored runs' spread set the allowance (not the rounds')

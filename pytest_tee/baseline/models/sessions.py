@@ -210,6 +210,12 @@ class HintSearch:
         """Not beyond the limit, yet the estimate sits on it: more data are unlikely to decide it."""
         return not self.context.beyond and min(self.rooms) <= 0
 
+    def at_threshold_answer(self) -> tuple[None, str] | None:
+        """The hint when the estimate sits on the threshold (no count would decide it), else None."""
+        if not self.at_threshold:
+            return None
+        return None, f"{self.reason}; the estimate sits at the threshold, so more data are unlikely to decide it"
+
     def first(self, se_of: Any, df_of: Any, candidates: Any) -> int | None:
         """The first candidate count that would likely decide it, or None."""
         import numpy as np

@@ -75,8 +75,8 @@ def standing_note(verdict: Verdict) -> str:
 def hint(verdict: Verdict, context: HintContext) -> tuple[Hint | None, str]:
     """One session a side cannot shrink the assumed between-session noise: the ab blocks that would decide it."""
     search = HintSearch(verdict, context)
-    if search.at_threshold:
-        return None, f"{search.reason}; the estimate sits at the threshold, so more data are unlikely to decide it"
+    if (stuck := search.at_threshold_answer()) is not None:
+        return stuck
     # the assumed level SD of one session is se / √2
     return search.ab_blocks(
         (verdict.detail.se_log or 0.0) / math.sqrt(2.0), "one session a side cannot decide it at this noise"
