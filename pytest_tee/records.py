@@ -400,6 +400,28 @@ class StoredMeasurement:
     def stored_summary(self, metric: str) -> Mapping[str, Any]:
         return _mapping(self.metrics.get(metric))
 
+    # -- tee_load and the openai engine: read from their blocks here, not by each table ------------------------
+
+    @property
+    def load_shape(self) -> Mapping[str, Any]:
+        """The load shape (concurrency or rate, requests); empty for a single-request measurement."""
+        return _mapping((self.load or {}).get("shape"))
+
+    @property
+    def load_levels(self) -> list[Mapping[str, Any]]:
+        """Each measured level's counts (sent, failed, …) and errors."""
+        return [_mapping(level) for level in (self.load or {}).get("levels", [])]
+
+    def requests_failed_and_sent(self) -> tuple[int, int]:
+        levels = self.load_levels
+        return sum(int(lv.get("failed", 0)) for lv in levels), sum(int(lv.get("sent", 0)) for lv in levels)
+
+    @property
+    def served_from(self) -> str:
+        """Where the measured server ran: "local HOST", "remote HOST", or "?"."""
+        serving = self.serving or {}
+        return f"{serving.get('location', '?')} {serving.get('host', '')}".strip()
+
     def to_json(self) -> dict[str, Any]:
         return {
             **self.extra,

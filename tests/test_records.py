@@ -143,3 +143,23 @@ def test_host_facts_say_unknown_rather_than_no() -> None:
     assert known.cpu_flags == ("avx2",)
     assert known.numa_nodes == 2
     assert known.snapshot("none").numa_nodes == 2
+
+
+def test_load_and_serving_blocks_are_read_through_the_record() -> None:
+    measurement = StoredMeasurement.from_json(
+        {
+            **SCHEMA_1,
+            "schema": 2,
+            "engine": {"name": "openai", "quantization": "Q4_K_M"},
+            "serving": {"location": "remote", "host": "10.0.0.7:8000"},
+            "load": {
+                "shape": {"concurrency": 4, "requests": 16},
+                "levels": [{"sent": 16, "failed": 1}, {"sent": 16, "failed": 0, "errors": {"timeout": 1}}],
+            },
+        }
+    )
+    assert measurement.load_shape == {"concurrency": 4, "requests": 16}
+    assert measurement.requests_failed_and_sent() == (1, 32)
+    assert measurement.served_from == "remote 10.0.0.7:8000"
+    plain = StoredMeasurement.from_json(SCHEMA_1)
+    assert (plain.load_shape, plain.load_levels, plain.served_from) == ({}, [], "?")

@@ -83,18 +83,14 @@ LOAD_FOOTNOTE = "load levels: median (95% CI of the median) over the measured le
 
 
 def load_row(measurement: StoredMeasurement) -> tuple[str, ...]:
-    load = measurement.load or {}
-    shape = load.get("shape", {})
+    shape = measurement.load_shape
     level = f"c{shape['concurrency']}" if "concurrency" in shape else f"r{shape.get('rate', 0):g}/s"
     server = measurement.engine.build.get("server", {})
-    serving = measurement.serving or {}
-    levels = load.get("levels", [])
-    failed = sum(int(item.get("failed", 0)) for item in levels)
-    sent = sum(int(item.get("sent", 0)) for item in levels)
+    failed, sent = measurement.requests_failed_and_sent()
     return (
         measurement.checkpoint.id,
         f"{server.get('kind', '?')}",
-        f"{serving.get('location', '?')} {serving.get('host', '')}".strip(),
+        measurement.served_from,
         f"{level} x{shape.get('requests', '?')}",
         f"{measurement.workload.prompt_tokens}+{measurement.workload.new_tokens}",
         _median(measurement, "output_tps"),

@@ -43,7 +43,7 @@ class Level:
     measurement: BenchmarkEntry
 
     def sort_key(self) -> tuple[Any, ...]:
-        shape = (self.measurement.measurement.load or {}).get("shape", {})
+        shape = self.measurement.measurement.load_shape
         return (
             self.measurement.checkpoint_id,
             _server(self.measurement),
@@ -77,18 +77,14 @@ def rows(runs: Sequence[SavedRun]) -> list[list[str]]:
     out = []
     for level in load_levels(runs):
         m = level.measurement
-        load = m.measurement.load or {}
-        shape = load.get("shape", {})
+        shape = m.measurement.load_shape
         label = f"c{shape['concurrency']}" if "concurrency" in shape else f"{shape.get('rate', 0):g} req/s"
-        serving = m.measurement.serving or {}
-        levels = load.get("levels", [])
-        failed = sum(int(item.get("failed", 0)) for item in levels)
-        sent = sum(int(item.get("sent", 0)) for item in levels)
+        failed, sent = m.measurement.requests_failed_and_sent()
         out.append(
             [
                 m.checkpoint_id,
                 _server(m),
-                f"{serving.get('location', '?')} {serving.get('host', '')}".strip(),
+                m.measurement.served_from,
                 m.execution_env,
                 f"{label} ×{shape.get('requests', '?')}",
                 f"{m.measurement.workload.prompt_tokens}/{m.measurement.workload.new_tokens}",
@@ -113,10 +109,10 @@ def to_json(runs: Sequence[SavedRun]) -> list[dict[str, Any]]:
             "execution_env": level.measurement.execution_env,
             "server": level.measurement.measurement.engine.build.get("server", {}),
             "serving": (level.measurement.measurement.serving or {}),
-            "shape": (level.measurement.measurement.load or {}).get("shape", {}),
+            "shape": dict(level.measurement.measurement.load_shape),
             "workload": level.measurement.measurement.workload.to_json(),
             "metrics": {name: dict(summary) for name, summary in level.measurement.metrics.items()},
-            "levels": (level.measurement.measurement.load or {}).get("levels", []),
+            "levels": [dict(lv) for lv in level.measurement.measurement.load_levels],
         }
         for level in load_levels(runs)
     ]
