@@ -40,37 +40,35 @@ def _prompt(tokens: int = 8):
     return make_prompt(vocab_size=TINY.vocab_size, prompt_tokens=tokens, batch=1, token_range=TINY.text_token_range)
 
 
-def test_a_round_makes_exactly_n_tokens_and_llama_cpps_counters_agree():
-    loaded = _load("Q8_0")
-    assert (loaded.engine, loaded.weights, loaded.dtype) == ("llama.cpp", "synthetic", "Q8_0")
+@pytest.mark.parametrize(
+    ("checkpoint_id", "quant", "architecture"),
+    [
+        ("tiny-qwen2", "Q8_0", "qwen2"),
+        # deepseek2: MLA (q/kv LoRA, k_b/v_b), a dense lead block, grouped sigmoid MoE.
+        ("tiny-deepseek-v3", "Q8_0", "deepseek2"),
+        ("tiny-deepseek-v3", "Q4_K_M", "deepseek2"),
+        ("tiny-deepseek-v3", "F16", "deepseek2"),
+    ],
+)
+def test_a_round_makes_exactly_n_tokens_and_llama_cpps_counters_agree(
+    checkpoint_id: str, quant: str, architecture: str
+):
+    checkpoint = get(checkpoint_id)
     engine = get_engine("llama.cpp")
-    round_ = engine.rounds(loaded, _prompt(8), Workload(8, 6, 1), threads=None)
-    record = run_once(round_)
-    assert len(record.times.token_times) == 6
-    assert round_.last_counters is not None
-    assert round_.last_counters["n_p_eval"] == 8
-    assert round_.last_counters["n_eval"] == 5
-    # The second round starts from an empty KV cache: the same counts again.
-    run_once(round_)
-    assert round_.last_counters["n_p_eval"] == 8
-
-
-@pytest.mark.parametrize("quant", ["Q8_0", "Q4_K_M", "F16"])
-def test_a_deepseek2_round_makes_exactly_n_tokens_and_llama_cpps_counters_agree(quant: str):
-    """tiny-deepseek-v3 as llama.cpp's deepseek2: MLA (q/kv LoRA, k_b/v_b), a dense lead block, grouped sigmoid MoE."""
-    tiny = get("tiny-deepseek-v3")
-    engine = get_engine("llama.cpp")
-    loaded = engine.load(tiny, LoadRequest("cpu", "cpu", quant, threads=1))
+    loaded = engine.load(checkpoint, LoadRequest("cpu", "cpu", quant, threads=1))
     assert (loaded.engine, loaded.weights, loaded.dtype) == ("llama.cpp", "synthetic", quant)
     info = loaded.engine_state["gguf_info"]
-    assert (info.architecture, info.file_type) == ("deepseek2", quant)
-    prompt = make_prompt(vocab_size=tiny.vocab_size, prompt_tokens=8, batch=1, token_range=tiny.text_token_range)
+    assert (info.architecture, info.file_type) == (architecture, quant)
+    prompt = make_prompt(
+        vocab_size=checkpoint.vocab_size, prompt_tokens=8, batch=1, token_range=checkpoint.text_token_range
+    )
     round_ = engine.rounds(loaded, prompt, Workload(8, 6, 1), threads=None)
     record = run_once(round_)
     assert len(record.times.token_times) == 6
     assert round_.last_counters is not None
     assert round_.last_counters["n_p_eval"] == 8
     assert round_.last_counters["n_eval"] == 5
+    # The second round starts from an empty KV cache: the same counts again.
     run_once(round_)
     assert round_.last_counters["n_p_eval"] == 8
 

@@ -36,22 +36,21 @@ class RoundProgress:
     left_s: float | None  # estimated seconds to the planned rounds (None: not known yet)
     finished: bool = False
 
+    @property
+    def position(self) -> str:
+        """Where the rounds are: "warmup 1/2", "round 3/5", or "round 3/5-50" while adaptive rounds may go on."""
+        if self.warmup:
+            return f"warmup {self.done}/{self.planned}"
+        total = f"{self.planned}" if self.cap == self.planned else f"{self.planned}-{self.cap}"
+        return f"round {self.done}/{total}"
+
     def round_line(self) -> str:
         """The per-round line of ``-v``."""
-        if self.warmup:
-            label = f"warmup {self.done}/{self.planned}"
-        else:
-            total = f"{self.planned}" if self.cap == self.planned else f"{self.planned}..{self.cap}"
-            label = f"round {self.done}/{total}"
-        return f"{label}: {self.metric} {self.value:.2f} tok/s, ttft {self.ttft_s * 1e3:.0f} ms"
+        return f"{self.position}: {self.metric} {self.value:.2f} tok/s, ttft {self.ttft_s * 1e3:.0f} ms"
 
     def status_line(self) -> str:
         """The one-line status of ``live`` and ``lines``: checkpoint, round i of N, median so far, time left."""
-        if self.warmup:
-            where = f"warmup {self.done}/{self.planned}"
-        else:
-            total = f"{self.planned}" if self.cap == self.planned else f"{self.planned}-{self.cap}"
-            where = f"round {self.done}/{total}"
+        where = self.position
         median = f", median {self.median:.4g} tok/s" if self.median is not None else ""
         if self.finished:
             left = ", done"

@@ -76,11 +76,7 @@ def wide_table(report: Report) -> Table:
             line += [metric_cell(cell, metric) for metric in METRIC_HEADERS]
             if report.has_roofline:
                 line.append(roofline_cell(cell))
-        for kind in report.ratio_kinds:
-            ratio = row.ratios.get(kind.name)
-            line.append(ratio_cell(ratio))
-            if kind.is_tee:
-                line.append(overhead_cell(ratio))
+        line += _ratio_cells(report, row)
         rows.append(line)
     first = 3 + len(_engine_headers(report))
     return Table(headers, rows, groups, folded_groups=frozenset(report.environments), numeric_from=first)
@@ -103,6 +99,17 @@ def long_table(report: Report) -> Table:
     return Table(headers, rows, numeric_from=4 + len(_engine_headers(report)), text_columns=text)
 
 
+def _ratio_cells(report: Report, row: Row) -> list[str]:
+    """Each ratio of the report for this row, with the TEE overhead beside a TEE ratio."""
+    cells = []
+    for kind in report.ratio_kinds:
+        ratio = row.ratios.get(kind.name)
+        cells.append(ratio_cell(ratio))
+        if kind.is_tee:
+            cells.append(overhead_cell(ratio))
+    return cells
+
+
 def ratio_table(report: Report) -> Table | None:
     if not report.ratio_kinds:
         return None
@@ -116,11 +123,7 @@ def ratio_table(report: Report) -> Table | None:
         if not row.ratios:
             continue
         line = [row.checkpoint, *_engine_cells(report, row), row.size_label, row.workload.label]
-        for kind in report.ratio_kinds:
-            ratio = row.ratios.get(kind.name)
-            line.append(ratio_cell(ratio))
-            if kind.is_tee:
-                line.append(overhead_cell(ratio))
+        line += _ratio_cells(report, row)
         rows.append(line)
     return Table(headers, rows, numeric_from=3 + len(_engine_headers(report))) if rows else None
 
