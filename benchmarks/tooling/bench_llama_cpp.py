@@ -78,14 +78,7 @@ def _hand_loop(llm, ids: list[int], new_tokens: int) -> tuple[float, float, dict
             if step + 1 < new_tokens:
                 llm.eval([token])
         elapsed = time.perf_counter() - start
-    perf = llama_cpp.llama_perf_context(llm.ctx)
-    counters = {
-        "t_p_eval_ms": perf.t_p_eval_ms,
-        "n_p_eval": perf.n_p_eval,
-        "t_eval_ms": perf.t_eval_ms,
-        "n_eval": perf.n_eval,
-    }
-    return (new_tokens - 1) / (stamps[-1] - stamps[0]), new_tokens / elapsed, counters
+    return (new_tokens - 1) / (stamps[-1] - stamps[0]), new_tokens / elapsed, _counters(llm.ctx)
 
 
 def _bare_loop(llm, ids: list[int], new_tokens: int) -> tuple[float, dict[str, float]]:
@@ -112,10 +105,15 @@ def _bare_loop(llm, ids: list[int], new_tokens: int) -> tuple[float, dict[str, f
             decode(ctx, step)
             logits_at(ctx, -1)
             stamps.append(clock())
-    perf = lib.llama_perf_context(ctx)
-    counters = {"t_p_eval_ms": perf.t_p_eval_ms, "n_p_eval": perf.n_p_eval, "t_eval_ms": perf.t_eval_ms}
-    counters["n_eval"] = perf.n_eval
-    return (new_tokens - 1) / (stamps[-1] - stamps[0]), counters
+    return (new_tokens - 1) / (stamps[-1] - stamps[0]), _counters(ctx)
+
+
+def _counters(ctx) -> dict[str, float]:
+    """llama.cpp's own performance counters for the round just run on ``ctx``."""
+    import llama_cpp
+
+    perf = llama_cpp.llama_perf_context(ctx)
+    return {name: float(getattr(perf, name)) for name in ("t_p_eval_ms", "n_p_eval", "t_eval_ms", "n_eval")}
 
 
 def _counter_rates(counters: dict[str, float]) -> tuple[float, float]:

@@ -207,7 +207,8 @@ def _resolve_gguf(
     from pytest_tee.checkpoints.weights import ModelUnavailable, hf_hub_cache
 
     given = request.model_paths.get(checkpoint.id)
-    looked: list[str] = []
+    looked: list[str] = []  # every place checked, for --tee-weights=real's error
+    passed_over: list[str] = []  # a --tee-model-path without this quantization, for the synthetic source line
     if given is not None and request.weights_mode != "synthetic":
         try:
             found = find_gguf(given, quant) if (given.is_file() or any(given.glob("*.gguf"))) else None
@@ -215,7 +216,8 @@ def _resolve_gguf(
             raise EngineError(str(exc)) from None
         if found is not None:
             return found, "real", f"GGUF {found} (--tee-model-path)", {}
-        looked.append(f"no {quant} GGUF in {given}")
+        passed_over.append(f"no {quant} GGUF in {given}")
+        looked += passed_over
     if request.weights_mode != "synthetic":
         cached = find_cached_gguf(checkpoint, quant, hf_hub_cache(), looked)
         if cached is not None:
@@ -231,7 +233,6 @@ def _resolve_gguf(
     except SyntheticGGUFError as exc:
         raise ModelUnavailable(str(exc)) from None
     how = "cached" if built.cached else f"built in {built.seconds:.1f} s"
-    passed_over = [line for line in looked if line.startswith("no ")]  # a --tee-model-path without this quant
     source = f"synthetic GGUF ({'; '.join([request.weights_mode, *passed_over])}): {built.path} ({how})"
     return (
         built.path,
