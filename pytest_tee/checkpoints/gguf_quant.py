@@ -29,7 +29,6 @@ QUANTS: dict[str, Quant] = {
         Quant("Q6_K", 18, 6.56, "6-bit k-quant"),
     )
 }
-DEFAULT_QUANT = "Q4_K_M"
 
 
 def canonical_quant(text: str) -> str:

@@ -347,7 +347,6 @@ class LlamaRound:
         self._as_array = np.ctypeslib.as_array
         self._last: tuple[float, list[float], float, list[int], int] | None = None
         self.last_counters: dict[str, float] | None = None
-        self.last_tokens: int = 0
 
     def prepare(self) -> None:
         """Untimed: garbage collected, memory peaks reset, KV cache emptied, llama.cpp's counters zeroed."""
@@ -427,7 +426,6 @@ class LlamaRound:
             "t_eval_ms": float(perf.t_eval_ms),
             "n_eval": int(perf.n_eval),
         }
-        self.last_tokens = len(tokens)
         rss, _gpu = self._memory.read()
         return RoundRecord(RoundTimes(start, tuple(stamps), end), rss, None)
 

@@ -57,20 +57,6 @@ METRICS: dict[str, Metric] = {
         Metric("error_rate", "ratio", False, "failed requests / requests sent in the level (every failure counted)"),
     )
 }
-# The metrics of one load level (serving.load); the others belong to single-request rounds.
-LOAD_METRICS = (
-    "output_tps",
-    "request_rate",
-    "ttft_p50_s",
-    "ttft_p90_s",
-    "ttft_p99_s",
-    "itl_p50_ms",
-    "itl_p90_ms",
-    "itl_p99_ms",
-    "e2e_p50_s",
-    "e2e_p99_s",
-    "error_rate",
-)
 
 
 class RoundError(RuntimeError):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -231,15 +231,6 @@ def run_level(
 ) -> LevelResult:
     """:func:`run_level_async` from synchronous code (a fresh event loop per level)."""
     return asyncio.run(run_level_async(server, prompt, new_tokens, shape, first_variant=first_variant))
-
-
-def describe_levels(levels: Sequence[Mapping[str, Any]]) -> str:
-    """One line per level for terminal output: sent, completed, failed by kind."""
-    lines = []
-    for level in levels:
-        errors = ", ".join(f"{kind} {count}" for kind, count in level.get("errors", {}).items())
-        lines.append(f"{level['completed']}/{level['sent']} completed" + (f", failed: {errors}" if errors else ""))
-    return "; ".join(lines)
 
 
 __all__ = ["LevelResult", "LoadShape", "LoadShapeError", "level_metrics", "run_level", "run_level_async", "sweep"]

@@ -85,7 +85,6 @@ class Server:
         self.vocab_size = vocab_size
         self.prompt_format: str | None = None  # decided by the first prompt: "token-ids" | "text"
         self.probes = 0
-        self.ids_refused: str | None = None
         self._client = sync_client(timeouts, headers)
         self._prompts: dict[tuple[int, int, str | None], ServerPrompt] = {}
 
@@ -146,7 +145,6 @@ class Server:
             if "HTTP " not in str(exc):  # no answer at all: that is not about ids
                 raise
             # The server refuses a list of ids (llama-cpp-python answers 500, others 400/422): use text instead.
-            self.ids_refused = str(exc)[:120]
             return None
         if count != prompt_tokens:  # e.g. a BOS added in front: send that many fewer ids
             extra = count - prompt_tokens
